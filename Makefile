@@ -1,0 +1,102 @@
+# mccom — one Makefile.
+#
+#   make            build build/release/{mccom,mccom-test}
+#   make run        install missing packages, build, run the main job on the default model
+#   make test       install, build (normal + ASan/UBSan), run every test in both builds
+#   make bench      benchmarks (markdown tables)
+#   make fuzz       libFuzzer builds of the fuzz targets (clang), each run for FUZZ_SECONDS
+#
+# Variables: BUILD (output dir), SAN=1 (AddressSanitizer + UndefinedBehaviorSanitizer).
+
+BUILD   ?= build/release
+CC      ?= cc
+SAN     ?= 0
+JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wpointer-arith -Wformat=2 -Wno-format-nonliteral
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g -pthread -fno-plt -Iinclude $(WARN)
+ifeq ($(SAN),1)
+  OPT   := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+  OPT   := -O2
+endif
+CFLAGS_ALL := $(CFLAGS_BASE) $(OPT) $(CFLAGS)
+LDFLAGS_ALL := -pthread $(filter -fsanitize=%,$(OPT)) $(LDFLAGS)
+LDLIBS_ALL  := -lm -ldl $(shell cat scripts/link-libs.txt 2>/dev/null) $(LDLIBS)
+
+# ISA-specific kernels live in their own files; everything else is built for baseline x86-64.
+ISA_AVX2   := -mavx2 -mfma -mf16c
+ISA_AVX512 := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16
+
+LIB_SRC  := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))
+CLI_SRC  := $(sort $(wildcard src/cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/*.c) $(wildcard fuzz/fuzz_*.c))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+LIB_OBJ  := $(call obj,$(LIB_SRC))
+CLI_OBJ  := $(call obj,$(CLI_SRC))
+TEST_OBJ := $(call obj,$(TEST_SRC))
+
+.PHONY: all run test test-only deps bench fuzz clean
+all: $(BUILD)/mccom $(BUILD)/mccom-test
+
+$(BUILD)/obj/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(ISA_AVX2) -MMD -MP -c $< -o $@
+$(BUILD)/obj/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(ISA_AVX512) -MMD -MP -c $< -o $@
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(BUILD)/libmccom.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/mccom: $(CLI_OBJ) $(BUILD)/libmccom.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $(CLI_OBJ) $(BUILD)/libmccom.a $(LDLIBS_ALL)
+
+# Tests link the library's objects directly (not the archive) so that every
+# module's self-registered tests and code are present.
+$(BUILD)/mccom-test: $(TEST_OBJ) $(LIB_OBJ)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(TEST_OBJ) $(LIB_OBJ) $(LDLIBS_ALL)
+
+-include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/obj/*/*/*.d)
+
+deps:
+	@scripts/setup.sh
+
+# The main job on the default model.
+run: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/mccom generate -m models/stories260K.gguf -p "Once upon a time" -n 64
+
+test: deps
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/release all
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/asan SAN=1 all
+	@$(MAKE) --no-print-directory test-only
+
+# Run the suites without installing or rebuilding. Both suites always run;
+# the combined verdict is the last line.
+test-only:
+	@echo "== normal build =="; \
+	MC_BIN=build/release/mccom build/release/mccom-test -j $(JOBS) | tee build/test-release.log; r1=$${PIPESTATUS[0]}; \
+	echo "== ASan+UBSan build =="; \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	MC_TEST_TIMEOUT_SCALE=4 MC_BIN=build/asan/mccom build/asan/mccom-test -j $(JOBS) | tee build/test-asan.log; r2=$${PIPESTATUS[0]}; \
+	scripts/sum-tests.sh build/test-release.log build/test-asan.log; \
+	test $$r1 -eq 0 -a $$r2 -eq 0
+
+bench: deps
+	@$(MAKE) --no-print-directory -j$(JOBS) all
+	@scripts/bench.sh
+
+fuzz:
+	@scripts/fuzz.sh
+
+clean:
+	rm -rf build
+
+SHELL := /bin/bash

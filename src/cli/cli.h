@@ -1,0 +1,23 @@
+/* src/cli/cli.h — the `mccom` program: one function per subcommand.
+ * Each returns the process exit status (0 ok, 1 failure, 2 usage error). */
+#ifndef MCCOM_CLI_H
+#define MCCOM_CLI_H
+
+#include "mccom/common.h"
+
+#include <stdio.h>
+
+typedef int (*mc_cmd_fn)(int argc, char **argv);
+
+struct mc_cmd {
+    const char *name;
+    mc_cmd_fn fn;
+    const char *summary;
+};
+
+/* Print "mccom: <what>: <message>" (and the byte offset if known) to stderr. */
+void mc_cli_error(const char *what, const mc_err *err);
+
+/* Subcommands (src/cli/cmd_*.c). */
+
+#endif
