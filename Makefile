@@ -32,6 +32,9 @@ ISA_AVX512 := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -ma
 LIB_SRC  := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c) $(wildcard fuzz/fuzz_*.c))
+# Each bench/bench_*.c is a program of its own: build/release/bench_*.
+BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/%,$(BENCH_SRC))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIB_OBJ  := $(call obj,$(LIB_SRC))
@@ -39,7 +42,7 @@ CLI_OBJ  := $(call obj,$(CLI_SRC))
 TEST_OBJ := $(call obj,$(TEST_SRC))
 
 .PHONY: all run test test-only deps bench fuzz clean
-all: $(BUILD)/mccom $(BUILD)/mccom-test
+all: $(BUILD)/mccom $(BUILD)/mccom-test $(BENCH_BIN)
 
 $(BUILD)/obj/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
@@ -62,6 +65,9 @@ $(BUILD)/mccom: $(CLI_OBJ) $(BUILD)/libmccom.a
 # module's self-registered tests and code are present.
 $(BUILD)/mccom-test: $(TEST_OBJ) $(LIB_OBJ)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(TEST_OBJ) $(LIB_OBJ) $(LDLIBS_ALL)
+
+$(BUILD)/bench_%: $(BUILD)/obj/bench/bench_%.o $(BUILD)/libmccom.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
 -include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/obj/*/*/*.d)
 
