@@ -338,12 +338,16 @@ static int parse(mc_gguf *g, mc_err *err) {
             rc = rd_u64(&c, &ne, field);
             if (rc)
                 return rc;
-            if (ne > (uint64_t)INT64_MAX / 2 || (ne && n_el > (uint64_t)INT64_MAX / 2 / ne))
+            /* n_el: product of the dims, zeros counted as 1, so that every
+             * product of a subset of them is known not to overflow */
+            uint64_t prod;
+            if (ne > (uint64_t)INT64_MAX / 2 || __builtin_mul_overflow(n_el, ne ? ne : 1, &prod) ||
+                prod > (uint64_t)INT64_MAX / 2)
                 return mc_err_set(err, MC_EFORMAT, (int64_t)at_ne,
                                   "%s: dimension %u (%llu) overflows", field, d,
                                   (unsigned long long)ne);
             t->ne[d] = (int64_t)ne;
-            n_el *= ne;
+            n_el = prod;
         }
         uint32_t type;
         size_t at_type = c.pos;
