@@ -72,6 +72,8 @@ int mc_ctx_decode(mc_ctx *c, const int32_t *tokens, int n, int all_logits, mc_er
  * (i in 0..n-1 if all_logits, else only n-1). Owned by the context, valid
  * until its next decode/truncate. NULL if not computed. */
 const float *mc_ctx_logits(const mc_ctx *c, int i);
+/* Logits of the last position of the last decode (NULL if none). */
+const float *mc_ctx_logits_last(const mc_ctx *c);
 
 /* The cached token history. */
 int mc_ctx_n_past(const mc_ctx *c);

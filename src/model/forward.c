@@ -183,6 +183,8 @@ const float *mc_ctx_logits(const mc_ctx *c, int i) {
     return c->logits + (size_t)i * (size_t)c->m->hp.n_vocab;
 }
 
+const float *mc_ctx_logits_last(const mc_ctx *c) { return mc_ctx_logits(c, c->logits_n - 1); }
+
 /* y = x / rms(x) * w, over rows of n. Sum of squares in double, as ggml. */
 static void rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
     double ss = 0.0;
