@@ -81,7 +81,9 @@ static void run_tasks(mc_pool *p, mc_pool_fn fn, void *arg, int n_tasks, int thr
 static void *worker_main(void *varg) {
     struct mc_pool_worker *w = varg;
     mc_pool *p = w->pool;
-    unsigned seen = atomic_load_explicit(&p->gen, memory_order_acquire);
+    /* Generation 0 is the pool's creation; reading `gen` here instead would
+     * miss a run published before this thread got to start. */
+    unsigned seen = 0;
     for (;;) {
         unsigned g = atomic_load_explicit(&p->gen, memory_order_acquire);
         for (int i = 0; g == seen && i < MC_POOL_SPIN; i++) {
