@@ -1,17 +1,26 @@
 /* pool.c — the persistent thread pool (see mccom/pool.h).
  *
- * Protocol. The caller publishes (fn, arg, n_tasks), resets the task counter,
- * sets `pending` to the number of workers and then bumps `gen` (release).
- * A worker waiting for generation g spins on `gen` for a while, then sleeps
- * in futex_wait(&gen, g). Having seen the new generation (acquire) it takes
- * task indices from `next` until they run out, then decrements `pending`
- * (release). The caller takes tasks too, then waits for pending == 0
- * (acquire), so the next run cannot overwrite (fn, arg) while a worker still
- * reads them.
+ * Protocol. A run has a generation number g. The caller publishes
+ * (fn, arg, n_tasks), zeroes `done`, sets the ticket word `work` to (g << 32 | 0)
+ * and then stores g in `gen` (the futex word). A worker that sees a new `gen`
+ * reads (fn, arg, n_tasks) and claims task indices by compare-and-swap on
+ * `work`: a claim succeeds only while the ticket still carries generation g
+ * and its index is below n_tasks. Each finished task increments `done`
+ * (release); the caller, having taken tasks too, waits for done == n_tasks
+ * (acquire) and returns.
+ *
+ * Why tickets carry the generation: the caller never waits for workers that
+ * did not take part. On a loaded machine a worker may wake up long after its
+ * run ended, even while the caller is writing the next run's (fn, arg); its
+ * reads may then be torn, but its CAS fails because `work` has moved to a
+ * newer generation, so it never runs a stale or mixed task. A successful
+ * claim of (g, i < n_tasks) proves run g was still live after the worker read
+ * (fn, arg, n_tasks), so what it read belongs to run g. (fn, arg, n_tasks)
+ * are relaxed atomics for that reason.
  *
  * Wake-ups: a worker announces it is about to sleep by incrementing
  * `n_sleeping` before futex_wait, and the caller reads `n_sleeping` after
- * bumping `gen`. Both are sequentially consistent, so either the caller sees
+ * storing `gen`. Both are sequentially consistent, so either the caller sees
  * the sleeper and wakes it, or the sleeper's futex_wait sees the new `gen`
  * and returns at once (the Dekker pattern); no wake-up is lost.
  */
@@ -49,16 +58,17 @@ struct mc_pool {
     pthread_t *threads;               /* n_threads-1 workers */
     struct mc_pool_worker *workers;
 
-    /* The current run; written by the caller before `gen` is bumped. */
-    mc_pool_fn fn;
-    void *arg;
-    int n_tasks;
+    /* The current run (see the protocol above). */
+    _Atomic(mc_pool_fn) fn;
+    _Atomic(void *) arg;
+    atomic_int n_tasks;
+    unsigned gen_next;                /* caller-only: last generation used */
 
-    _Alignas(64) atomic_uint gen;     /* futex word: run generation */
+    _Alignas(64) atomic_uint gen;     /* futex word: generation of the last run */
     atomic_int stop;
     atomic_int n_sleeping;
-    _Alignas(64) atomic_int next;     /* next task index to hand out */
-    _Alignas(64) atomic_int pending;  /* workers not yet done with this run */
+    _Alignas(64) _Atomic uint64_t work; /* generation << 32 | next task index */
+    _Alignas(64) atomic_int done;     /* tasks finished in this run */
 };
 
 static void futex_wait(atomic_uint *addr, unsigned expected) {
@@ -69,12 +79,21 @@ static void futex_wake_all(atomic_uint *addr) {
     syscall(SYS_futex, (unsigned *)addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
-static void run_tasks(mc_pool *p, mc_pool_fn fn, void *arg, int n_tasks, int thread) {
+/* Claim and run tasks of generation g until none are left (or g is over). */
+static void run_tasks(mc_pool *p, unsigned g, int thread) {
+    mc_pool_fn fn = atomic_load_explicit(&p->fn, memory_order_relaxed);
+    void *arg = atomic_load_explicit(&p->arg, memory_order_relaxed);
+    int n_tasks = atomic_load_explicit(&p->n_tasks, memory_order_relaxed);
+    uint64_t w = atomic_load_explicit(&p->work, memory_order_relaxed);
     for (;;) {
-        int t = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
-        if (t >= n_tasks)
-            break;
-        fn(arg, t, thread);
+        if ((unsigned)(w >> 32) != g || (int64_t)(uint32_t)w >= n_tasks)
+            return;
+        if (!atomic_compare_exchange_weak_explicit(&p->work, &w, w + 1, memory_order_acquire,
+                                                   memory_order_relaxed))
+            continue; /* w was reloaded */
+        fn(arg, (int)(uint32_t)w, thread);
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+        w = atomic_load_explicit(&p->work, memory_order_relaxed);
     }
 }
 
@@ -99,8 +118,7 @@ static void *worker_main(void *varg) {
         seen = g;
         if (atomic_load_explicit(&p->stop, memory_order_acquire))
             break;
-        run_tasks(p, p->fn, p->arg, p->n_tasks, w->index);
-        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
+        run_tasks(p, g, w->index);
     }
     return NULL;
 }
@@ -129,8 +147,11 @@ int mc_pool_new(int n_threads, mc_pool **out) {
     atomic_init(&p->gen, 0);
     atomic_init(&p->stop, 0);
     atomic_init(&p->n_sleeping, 0);
-    atomic_init(&p->next, 0);
-    atomic_init(&p->pending, 0);
+    atomic_init(&p->fn, NULL);
+    atomic_init(&p->arg, NULL);
+    atomic_init(&p->n_tasks, 0);
+    atomic_init(&p->work, 0);
+    atomic_init(&p->done, 0);
     int n_workers = n_threads - 1;
     if (n_workers > 0) {
         p->threads = calloc((size_t)n_workers, sizeof(pthread_t));
@@ -178,20 +199,23 @@ void mc_pool_run(mc_pool *p, mc_pool_fn fn, void *arg, int n_tasks) {
             fn(arg, t, 0);
         return;
     }
-    p->fn = fn;
-    p->arg = arg;
-    p->n_tasks = n_tasks;
-    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
-    atomic_store_explicit(&p->pending, p->n_threads - 1, memory_order_relaxed);
-    atomic_fetch_add(&p->gen, 1); /* seq_cst: publishes the run, orders vs n_sleeping */
+    unsigned g = ++p->gen_next;
+    if (g == 0) /* 0 means "creation" to a starting worker: skip it */
+        g = ++p->gen_next;
+    atomic_store_explicit(&p->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&p->arg, arg, memory_order_relaxed);
+    atomic_store_explicit(&p->n_tasks, n_tasks, memory_order_relaxed);
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->work, (uint64_t)g << 32, memory_order_release);
+    atomic_store(&p->gen, g); /* seq_cst: publishes the run, orders vs n_sleeping */
     if (atomic_load(&p->n_sleeping) > 0)
         futex_wake_all(&p->gen);
-    run_tasks(p, fn, arg, n_tasks, 0);
-    /* Workers finish their last task or notice there is none left; on an
-     * oversubscribed machine one may be descheduled, so stop burning the
-     * core after a while. */
-    for (long i = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; i++) {
-        if (i < 200000)
+    run_tasks(p, g, 0);
+    /* Tasks claimed by workers may still be running; on an oversubscribed
+     * machine such a worker may be descheduled, so stop burning the core
+     * after a while. */
+    for (long i = 0; atomic_load_explicit(&p->done, memory_order_acquire) < n_tasks; i++) {
+        if (i < 100000)
             MC_CPU_RELAX();
         else
             sched_yield();
