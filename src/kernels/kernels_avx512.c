@@ -299,7 +299,7 @@ AI void q_load_tok(const uint8_t *x, int64_t b, int two, size_t doff, int q4, __
     const int8_t *xq = (const int8_t *)x + b * 32;
     const float *xd = (const float *)(x + doff) + b;
     *xv = two ? _mm512_loadu_si512(xq) : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)xq));
-    __m128 d2 = two ? _mm_castpd_ps(_mm_load_sd((const double *)xd)) : _mm_load_ss(xd);
+    __m128 d2 = two ? _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)xd)) : _mm_load_ss(xd);
     *dx = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(d2));
     *corr = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, *xv));
 }
