@@ -31,8 +31,9 @@
  *   activations are quantized to Q8_0 the way ggml-cpu's x86 quantize_row_q8_0
  *   does (d = amax/127, x*127/amax rounded half-to-even) and the block dot
  *   products are exact integers, scaled per block in f32; for F16 weights the
- *   activations are rounded to F16, for BF16 to BF16, and products accumulate
- *   in f32. Differences from ggml (and between ISAs) are only the order of
+ *   activations are rounded to F16, for BF16 to BF16 (on AVX512-BF16 CPUs with
+ *   vcvtneps2bf16, which flushes denormals, as ggml-cpu does there), and
+ *   products accumulate in f32. Differences from ggml (and between ISAs) are only the order of
  *   f32 accumulation.
  */
 #ifndef MCCOM_KERNELS_H
