@@ -532,3 +532,15 @@ MC_TEST(kernels_matmul_errors) {
     CHECK_EQ_INT(mc_matmul(NULL, NULL, MC_TYPE_F32, W, 2, 16, X, 2, Y, NULL, 0), 0);
     CHECK(Y[0] == 0.0f);
 }
+
+/* MCCOM_ISA caps the choice. Each test runs in a fresh process, so the
+ * once-initialised choice has not been made yet here. */
+MC_TEST(kernels_isa_env_cap) {
+    setenv("MCCOM_ISA", "scalar", 1);
+    const mc_kernels *k = mc_kernels_best();
+    CHECK_EQ_INT(k->isa, MC_ISA_SCALAR);
+    CHECK_EQ_STR(mc_kernels_name(k), "scalar");
+    /* the other tables stay reachable directly */
+    if (mc_kernels_for(MC_ISA_AVX2))
+        CHECK_EQ_STR(mc_kernels_name(mc_kernels_for(MC_ISA_AVX2)), "avx2");
+}
