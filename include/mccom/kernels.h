@@ -31,8 +31,9 @@
  *   activations are quantized to Q8_0 the way ggml-cpu's x86 quantize_row_q8_0
  *   does (d = amax/127, x*127/amax rounded half-to-even) and the block dot
  *   products are exact integers, scaled per block in f32; for F16 weights the
- *   activations are rounded to F16, for BF16 to BF16, and products accumulate
- *   in f32. Differences from ggml (and between ISAs) are only the order of
+ *   activations are rounded to F16, for BF16 to BF16 (on AVX512-BF16 CPUs with
+ *   vcvtneps2bf16, which flushes denormals, as ggml-cpu does there), and
+ *   products accumulate in f32. Differences from ggml (and between ISAs) are only the order of
  *   f32 accumulation.
  */
 #ifndef MCCOM_KERNELS_H
@@ -234,7 +235,8 @@ size_t mc_matmul_scratch_size(int wtype, int64_t n_in, int64_t n_tok);
  * Allocates nothing. Returns 0; MC_EUNSUPPORTED for another wtype; MC_EINVAL
  * for n_in <= 0, n_out < 0, n_tok < 0, n_in not a multiple of 32 for Q8_0 /
  * Q4_0, or scratch too small (Y untouched on error). n_out or n_tok = 0 is a
- * no-op. */
+ * no-op. Stateless: concurrent calls are fine if each has its own pool (or
+ * none), scratch and Y. */
 int mc_matmul(const mc_kernels *k, mc_pool *pool, int wtype, const void *W, int64_t n_out,
               int64_t n_in, const float *X, int64_t n_tok, float *Y, void *scratch,
               size_t scratch_size);

@@ -28,9 +28,8 @@ static void detect(void) {
     g_tables[MC_ISA_SCALAR] = &mc__kernels_scalar;
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
-    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    /* F16C has no __builtin_cpu_supports name in older compilers; every AVX2
-     * CPU shipped has it. */
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("f16c");
     if (avx2)
         g_tables[MC_ISA_AVX2] = &mc__kernels_avx2;
     int avx512 = avx2 && __builtin_cpu_supports("avx512f") &&

@@ -1,7 +1,7 @@
 /* kernels_avx2.c — AVX2 + FMA + F16C kernels (built with -mavx2 -mfma -mf16c).
  *
  * gemm tiles are 4 rows x 2 tokens of 256-bit accumulators (16 ymm registers
- * do not fit more). Int8 dot products use vpmaddubsw, which multiplies
+ * do not fit more; 4 x 1 for decode). Int8 dot products use vpmaddubsw, which multiplies
  * unsigned by signed bytes: Q8_0 weights go through the sign trick
  * (|w| * sign(x, w)); Q4_0 nibbles are already unsigned, and the -8 offset is
  * subtracted once per token as 8 * sum(x), computed with the same
@@ -146,27 +146,24 @@ static void round_f16_row(const float *x, void *dst, int64_t n_in) {
 
 /* ---- gemm tiles ---------------------------------------------------------------------- */
 
-#define NR 4
-#define NT 2
+/* 4 rows x 2 tokens (or x 1 for decode), one named accumulator per output:
+ * GCC keeps accumulator arrays in memory. Ragged edges reuse the last valid
+ * row/token pointer and store only the valid outputs. */
 
 typedef struct tile_ptrs {
-    const uint8_t *w[NR];
-    const uint8_t *x[NT];
+    const uint8_t *w[4];
+    const uint8_t *x[2];
 } tile_ptrs;
 
 AI void tile_setup(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt, tile_ptrs *p) {
-    for (int i = 0; i < nr; i++)
-        p->w[i] = a->W + (size_t)(r + i) * a->w_row;
-    for (int j = 0; j < nt; j++)
-        p->x[j] = a->act + (size_t)(t + j) * a->act_stride;
+    for (int i = 0; i < 4; i++)
+        p->w[i] = a->W + (size_t)(r + MC_MIN(i, nr - 1)) * a->w_row;
+    for (int j = 0; j < 2; j++)
+        p->x[j] = a->act + (size_t)(t + MC_MIN(j, nt - 1)) * a->act_stride;
 }
 
-AI void tile_store(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt,
-                   float s[NR][NT]) {
-    for (int i = 0; i < nr; i++)
-        for (int j = 0; j < nt; j++)
-            a->Y[(t + j) * a->n_out + r + i] = s[i][j];
-}
+#define ACC_ROW(i) __m256 a##i##0 = _mm256_setzero_ps(), a##i##1 = a##i##0
+#define ACC_DECL ACC_ROW(0); ACC_ROW(1); ACC_ROW(2); ACC_ROW(3)
 
 /* Float weights: kind 0 = f32, 1 = f16, 2 = bf16; activations are f32. */
 AI __m256 load_w8(const uint8_t *w, int64_t i, int kind) {
@@ -185,138 +182,146 @@ AI float load_w1(const uint8_t *w, int64_t i, int kind) {
     return kind == 1 ? mc_fp16_to_fp32(h) : mc_bf16_to_fp32(h);
 }
 
-AI void tile_float(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt, int kind) {
+/* Store row i, token j: horizontal sum plus the scalar tail k..n_in. */
+#define F_STORE1(i, j)                                                                 \
+    if (i < nr && j < nt) {                                                            \
+        float v_ = hsum256(a##i##j);                                                   \
+        for (int64_t kk = k; kk < n; kk++)                                             \
+            v_ += load_w1(p.w[i], kk, kind) * ((const float *)p.x[j])[kk];             \
+        a->Y[(t + j) * a->n_out + r + i] = v_;                                         \
+    }
+
+#define F_ROW(i)                                                  \
+    do {                                                          \
+        __m256 w_ = load_w8(p.w[i], k, kind);                     \
+        a##i##0 = _mm256_fmadd_ps(w_, x0, a##i##0);               \
+        if (NT2)                                                  \
+            a##i##1 = _mm256_fmadd_ps(w_, x1, a##i##1);           \
+    } while (0)
+
+AI void tile_float(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt, int kind,
+                   const int NT2) {
     tile_ptrs p;
     tile_setup(a, r, t, nr, nt, &p);
-    __m256 acc[NR][NT];
-    for (int i = 0; i < nr; i++)
-        for (int j = 0; j < nt; j++)
-            acc[i][j] = _mm256_setzero_ps();
+    ACC_DECL;
     const int64_t n = a->n_in;
     int64_t k = 0;
     for (; k + 8 <= n; k += 8) {
-        __m256 xv[NT];
-#pragma GCC unroll 4
-        for (int j = 0; j < nt; j++)
-            xv[j] = _mm256_loadu_ps((const float *)p.x[j] + k);
-#pragma GCC unroll 4
-        for (int i = 0; i < nr; i++) {
-            __m256 wv = load_w8(p.w[i], k, kind);
-#pragma GCC unroll 4
-            for (int j = 0; j < nt; j++)
-                acc[i][j] = _mm256_fmadd_ps(wv, xv[j], acc[i][j]);
-        }
+        __m256 x0 = _mm256_loadu_ps((const float *)p.x[0] + k), x1 = x0;
+        if (NT2)
+            x1 = _mm256_loadu_ps((const float *)p.x[1] + k);
+        F_ROW(0);
+        F_ROW(1);
+        F_ROW(2);
+        F_ROW(3);
     }
-    float s[NR][NT];
-    for (int i = 0; i < nr; i++)
-        for (int j = 0; j < nt; j++) {
-            float v = hsum256(acc[i][j]);
-            for (int64_t kk = k; kk < n; kk++)
-                v += load_w1(p.w[i], kk, kind) * ((const float *)p.x[j])[kk];
-            s[i][j] = v;
-        }
-    tile_store(a, r, t, nr, nt, s);
+    F_STORE1(0, 0) F_STORE1(0, 1) F_STORE1(1, 0) F_STORE1(1, 1)
+    F_STORE1(2, 0) F_STORE1(2, 1) F_STORE1(3, 0) F_STORE1(3, 1)
 }
 
-/* Quantized weights: q4 = 0 for Q8_0, 1 for Q4_0. */
-AI void tile_quant(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt, int q4) {
+/* Quantized weights: q4 = 0 for Q8_0, 1 for Q4_0. Row i of block b: the
+ * (unsigned) weight bytes, the signed bytes (Q8_0 sign trick) and the scale. */
+AI void q_load_row(const uint8_t *row, int64_t b, int q4, __m256i *wu, __m256i *ws, __m256 *dw) {
+    const size_t bsz = q4 ? sizeof(mc_block_q4_0) : sizeof(mc_block_q8_0);
+    const uint8_t *blk = row + (size_t)b * bsz;
+    uint16_t dh;
+    memcpy(&dh, blk, 2);
+    *dw = _mm256_set1_ps(_cvtsh_ss(dh));
+    if (q4) {
+        __m128i q = _mm_loadu_si128((const __m128i *)(blk + 2));
+        *wu = _mm256_and_si256(
+            _mm256_insertf128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1),
+            _mm256_set1_epi8(0x0f));
+        *ws = *wu;
+    } else {
+        *ws = _mm256_loadu_si256((const __m256i *)(blk + 2));
+        *wu = _mm256_sign_epi8(*ws, *ws);
+    }
+}
+
+#define Q_MAC(i, j)                                                                              \
+    do {                                                                                         \
+        __m256i si_;                                                                             \
+        if (q4)                                                                                  \
+            si_ = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(u##i, x##j), ones),   \
+                                   c##j);                                                        \
+        else                                                                                     \
+            si_ = _mm256_madd_epi16(_mm256_maddubs_epi16(u##i, _mm256_sign_epi8(x##j, s##i)),   \
+                                    ones);                                                       \
+        a##i##j = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si_), _mm256_mul_ps(d##i, dx##j), a##i##j); \
+    } while (0)
+
+#define Q_ROW(i)                                  \
+    do {                                          \
+        __m256i u##i, s##i;                       \
+        __m256 d##i;                              \
+        q_load_row(p.w[i], b, q4, &u##i, &s##i, &d##i); \
+        Q_MAC(i, 0);                              \
+        if (NT2)                                  \
+            Q_MAC(i, 1);                          \
+    } while (0)
+
+#define Q_STORE1(i, j)                                                      \
+    if (i < nr && j < nt)                                                   \
+        a->Y[(t + j) * a->n_out + r + i] = hsum256(a##i##j);
+
+AI void tile_quant(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt, int q4,
+                   const int NT2) {
     tile_ptrs p;
     tile_setup(a, r, t, nr, nt, &p);
-    const size_t bsz = q4 ? sizeof(mc_block_q4_0) : sizeof(mc_block_q8_0);
     const int64_t nb = a->n_in / 32;
     const size_t doff = mc__align64((size_t)a->n_in);
     const __m256i ones = _mm256_set1_epi16(1);
     const __m256i eight = _mm256_set1_epi8(8);
-    const __m256i low4 = _mm256_set1_epi8(0x0f);
-    __m256 acc[NR][NT];
-    for (int i = 0; i < nr; i++)
-        for (int j = 0; j < nt; j++)
-            acc[i][j] = _mm256_setzero_ps();
+    ACC_DECL;
     for (int64_t b = 0; b < nb; b++) {
-        __m256i xv[NT], corr[NT];
-        __m256 xd[NT];
-#pragma GCC unroll 4
-        for (int j = 0; j < nt; j++) {
-            xv[j] = _mm256_loadu_si256((const __m256i *)(p.x[j] + b * 32));
-            xd[j] = _mm256_broadcast_ss((const float *)(p.x[j] + doff) + b);
-            if (q4)
-                corr[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(eight, xv[j]), ones);
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)(p.x[0] + b * 32)), x1 = x0;
+        __m256 dx0 = _mm256_broadcast_ss((const float *)(p.x[0] + doff) + b), dx1 = dx0;
+        if (NT2) {
+            x1 = _mm256_loadu_si256((const __m256i *)(p.x[1] + b * 32));
+            dx1 = _mm256_broadcast_ss((const float *)(p.x[1] + doff) + b);
         }
-#pragma GCC unroll 4
-        for (int i = 0; i < nr; i++) {
-            const uint8_t *blk = p.w[i] + (size_t)b * bsz;
-            uint16_t dh;
-            memcpy(&dh, blk, 2);
-            const __m256 dw = _mm256_set1_ps(_cvtsh_ss(dh));
-            __m256i wv;
-            if (q4) {
-                __m128i q = _mm_loadu_si128((const __m128i *)(blk + 2));
-                wv = _mm256_and_si256(
-                    _mm256_insertf128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1),
-                    low4);
-            } else {
-                wv = _mm256_loadu_si256((const __m256i *)(blk + 2));
-            }
-            const __m256i wabs = q4 ? wv : _mm256_sign_epi8(wv, wv);
-#pragma GCC unroll 4
-            for (int j = 0; j < nt; j++) {
-                __m256i si;
-                if (q4) {
-                    si = _mm256_sub_epi32(
-                        _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, xv[j]), ones), corr[j]);
-                } else {
-                    si = _mm256_madd_epi16(
-                        _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(xv[j], wv)), ones);
-                }
-                acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si), _mm256_mul_ps(dw, xd[j]),
-                                            acc[i][j]);
-            }
+        __m256i c0 = _mm256_setzero_si256(), c1 = c0;
+        if (q4) {
+            c0 = _mm256_madd_epi16(_mm256_maddubs_epi16(eight, x0), ones);
+            if (NT2)
+                c1 = _mm256_madd_epi16(_mm256_maddubs_epi16(eight, x1), ones);
         }
+        Q_ROW(0);
+        Q_ROW(1);
+        Q_ROW(2);
+        Q_ROW(3);
     }
-    float s[NR][NT];
-    for (int i = 0; i < nr; i++)
-        for (int j = 0; j < nt; j++)
-            s[i][j] = hsum256(acc[i][j]);
-    tile_store(a, r, t, nr, nt, s);
+    Q_STORE1(0, 0) Q_STORE1(0, 1) Q_STORE1(1, 0) Q_STORE1(1, 1)
+    Q_STORE1(2, 0) Q_STORE1(2, 1) Q_STORE1(3, 0) Q_STORE1(3, 1)
 }
 
-/* One gemm entry per weight kind: tiles over rows x tokens, every (nr, nt)
- * tail shape instantiated with constants so the loops above unroll. */
-#define TILE_SWITCH(call)                              \
-    switch (nr * 8 + nt) {                             \
-    case 4 * 8 + 2: call(4, 2); break;                 \
-    case 4 * 8 + 1: call(4, 1); break;                 \
-    case 3 * 8 + 2: call(3, 2); break;                 \
-    case 3 * 8 + 1: call(3, 1); break;                 \
-    case 2 * 8 + 2: call(2, 2); break;                 \
-    case 2 * 8 + 1: call(2, 1); break;                 \
-    case 1 * 8 + 2: call(1, 2); break;                 \
-    default: call(1, 1); break;                        \
-    }
-
-#define DEFINE_GEMM(name)                                                               \
+#define DEFINE_GEMM(name, call)                                                        \
     static void name(const mc__gemm_args *a, int64_t r0, int64_t r1, int64_t t0,       \
                      int64_t t1) {                                                     \
-        for (int64_t r = r0; r < r1; r += NR) {                                        \
-            const int nr = (int)MC_MIN(NR, r1 - r);                                    \
-            for (int64_t t = t0; t < t1; t += NT) {                                    \
-                const int nt = (int)MC_MIN(NT, t1 - t);                                \
-                TILE_SWITCH(CALL_##name)                                               \
+        for (int64_t r = r0; r < r1; r += 4) {                                         \
+            const int nr = (int)MC_MIN(4, r1 - r);                                     \
+            for (int64_t t = t0; t < t1; t += 2) {                                     \
+                const int nt = (int)MC_MIN(2, t1 - t);                                 \
+                if (nt == 1)                                                           \
+                    call(0);                                                           \
+                else                                                                   \
+                    call(1);                                                           \
             }                                                                          \
         }                                                                              \
     }
 
-#define CALL_gemm_f32(R, T) tile_float(a, r, t, R, T, 0)
-#define CALL_gemm_f16(R, T) tile_float(a, r, t, R, T, 1)
-#define CALL_gemm_bf16(R, T) tile_float(a, r, t, R, T, 2)
-#define CALL_gemm_q8_0(R, T) tile_quant(a, r, t, R, T, 0)
-#define CALL_gemm_q4_0(R, T) tile_quant(a, r, t, R, T, 1)
+#define CALL_F32(NT2) tile_float(a, r, t, nr, nt, 0, NT2)
+#define CALL_F16(NT2) tile_float(a, r, t, nr, nt, 1, NT2)
+#define CALL_BF16(NT2) tile_float(a, r, t, nr, nt, 2, NT2)
+#define CALL_Q8(NT2) tile_quant(a, r, t, nr, nt, 0, NT2)
+#define CALL_Q4(NT2) tile_quant(a, r, t, nr, nt, 1, NT2)
 
-DEFINE_GEMM(gemm_f32)
-DEFINE_GEMM(gemm_f16)
-DEFINE_GEMM(gemm_bf16)
-DEFINE_GEMM(gemm_q8_0)
-DEFINE_GEMM(gemm_q4_0)
+DEFINE_GEMM(gemm_f32, CALL_F32)
+DEFINE_GEMM(gemm_f16, CALL_F16)
+DEFINE_GEMM(gemm_bf16, CALL_BF16)
+DEFINE_GEMM(gemm_q8_0, CALL_Q8)
+DEFINE_GEMM(gemm_q4_0, CALL_Q4)
 
 static const struct mc__gemm_ops gemm_avx2 = {
     .prep = {NULL, round_f16_row, mc__round_bf16_row, quantize_act_q8_0, quantize_act_q8_0},

@@ -138,30 +138,35 @@ static void to_bf16_row(const float *x, void *dst, int64_t n_in) {
 
 /* ---- gemm tiles ---------------------------------------------------------------------- */
 
-#define NR 4
-#define NT 4
+/* A tile is 4 rows x NT tokens (NT = 4, or 1 for decode) with one named
+ * accumulator per (row, token): the macros below spell them out because GCC
+ * keeps an accumulator *array* in memory, which serialises the FMA chains
+ * on store-to-load forwarding. Ragged edges reuse the last valid row/token
+ * pointer (computing a duplicate) and store only the valid outputs. */
 
 typedef struct tile_ptrs {
-    const uint8_t *w[NR];
-    const uint8_t *x[NT];
+    const uint8_t *w[4];
+    const uint8_t *x[4];
 } tile_ptrs;
 
 AI void tile_setup(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt, tile_ptrs *p) {
-    for (int i = 0; i < nr; i++)
-        p->w[i] = a->W + (size_t)(r + i) * a->w_row;
-    for (int j = 0; j < nt; j++)
-        p->x[j] = a->act + (size_t)(t + j) * a->act_stride;
+    for (int i = 0; i < 4; i++)
+        p->w[i] = a->W + (size_t)(r + MC_MIN(i, nr - 1)) * a->w_row;
+    for (int j = 0; j < 4; j++)
+        p->x[j] = a->act + (size_t)(t + MC_MIN(j, nt - 1)) * a->act_stride;
 }
 
-AI void tile_finish(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt,
-                    __m512 acc[NR][NT]) {
-    for (int i = 0; i < nr; i++)
-        for (int j = 0; j < nt; j++)
-            a->Y[(t + j) * a->n_out + r + i] = _mm512_reduce_add_ps(acc[i][j]);
-}
+#define ACC_ROW(i) __m512 a##i##0 = _mm512_setzero_ps(), a##i##1 = a##i##0, a##i##2 = a##i##0, a##i##3 = a##i##0
+#define ACC_DECL ACC_ROW(0); ACC_ROW(1); ACC_ROW(2); ACC_ROW(3)
+#define ACC_USE_ROW(i) (void)a##i##1, (void)a##i##2, (void)a##i##3
 
-/* kind 0 = f32 weights, 1 = f16, 2 = bf16 (weights widened to f32);
- * activations f32. 16 elements per step, the tail masked. */
+#define STORE1(i, j)                                                                   \
+    if (i < nr && j < nt)                                                              \
+        a->Y[(t + j) * a->n_out + r + i] = _mm512_reduce_add_ps(a##i##j);
+#define STORE_ROW(i) STORE1(i, 0) STORE1(i, 1) STORE1(i, 2) STORE1(i, 3)
+#define STORE_ALL STORE_ROW(0) STORE_ROW(1) STORE_ROW(2) STORE_ROW(3)
+
+/* kind 0 = f32 weights, 1 = f16, 2 = bf16 (widened to f32); f32 activations. */
 AI __m512 load_w16(const uint8_t *w, int64_t k, __mmask16 m, int kind) {
     if (kind == 0)
         return _mm512_maskz_loadu_ps(m, (const float *)w + k);
@@ -171,181 +176,214 @@ AI __m512 load_w16(const uint8_t *w, int64_t k, __mmask16 m, int kind) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-AI void float_step(const tile_ptrs *p, int64_t k, __mmask16 m, int nr, int nt, int kind,
-                   __m512 acc[NR][NT]) {
-    __m512 xv[NT];
-#pragma GCC unroll 4
-    for (int j = 0; j < nt; j++)
-        xv[j] = _mm512_maskz_loadu_ps(m, (const float *)p->x[j] + k);
-#pragma GCC unroll 4
-    for (int i = 0; i < nr; i++) {
-        __m512 wv = load_w16(p->w[i], k, m, kind);
-#pragma GCC unroll 4
-        for (int j = 0; j < nt; j++)
-            acc[i][j] = _mm512_fmadd_ps(wv, xv[j], acc[i][j]);
-    }
-}
+#define F_ROW(i)                                                      \
+    do {                                                              \
+        __m512 w_ = load_w16(p.w[i], k, m, kind);                     \
+        a##i##0 = _mm512_fmadd_ps(w_, x0, a##i##0);                   \
+        if (NT4) {                                                    \
+            a##i##1 = _mm512_fmadd_ps(w_, x1, a##i##1);               \
+            a##i##2 = _mm512_fmadd_ps(w_, x2, a##i##2);               \
+            a##i##3 = _mm512_fmadd_ps(w_, x3, a##i##3);               \
+        }                                                             \
+    } while (0)
 
-AI void tile_float(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt, int kind) {
+#define F_STEP                                                                     \
+    do {                                                                           \
+        __m512 x0 = _mm512_maskz_loadu_ps(m, (const float *)p.x[0] + k), x1 = x0,  \
+               x2 = x0, x3 = x0;                                                   \
+        if (NT4) {                                                                 \
+            x1 = _mm512_maskz_loadu_ps(m, (const float *)p.x[1] + k);              \
+            x2 = _mm512_maskz_loadu_ps(m, (const float *)p.x[2] + k);              \
+            x3 = _mm512_maskz_loadu_ps(m, (const float *)p.x[3] + k);              \
+        }                                                                          \
+        F_ROW(0);                                                                  \
+        F_ROW(1);                                                                  \
+        F_ROW(2);                                                                  \
+        F_ROW(3);                                                                  \
+    } while (0)
+
+AI void tile_float(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt, int kind,
+                   const int NT4) {
     tile_ptrs p;
     tile_setup(a, r, t, nr, nt, &p);
-    __m512 acc[NR][NT];
-    for (int i = 0; i < nr; i++)
-        for (int j = 0; j < nt; j++)
-            acc[i][j] = _mm512_setzero_ps();
+    ACC_DECL;
     const int64_t n = a->n_in;
     int64_t k = 0;
-    for (; k + 16 <= n; k += 16)
-        float_step(&p, k, (__mmask16)0xffff, nr, nt, kind, acc);
-    if (k < n)
-        float_step(&p, k, tail16(n - k), nr, nt, kind, acc);
-    tile_finish(a, r, t, nr, nt, acc);
+    for (; k + 16 <= n; k += 16) {
+        const __mmask16 m = 0xffff;
+        F_STEP;
+    }
+    if (k < n) {
+        const __mmask16 m = tail16(n - k);
+        F_STEP;
+    }
+    STORE_ALL
 }
 
 /* BF16 weights x BF16 activations with vdpbf16ps: 32 elements per step. */
-AI void bf16_step(const tile_ptrs *p, int64_t k, __mmask32 m, int nr, int nt,
-                  __m512 acc[NR][NT]) {
-    __m512bh xv[NT];
-#pragma GCC unroll 4
-    for (int j = 0; j < nt; j++)
-        xv[j] = (__m512bh)_mm512_maskz_loadu_epi16(m, (const uint16_t *)p->x[j] + k);
-#pragma GCC unroll 4
-    for (int i = 0; i < nr; i++) {
-        __m512bh wv = (__m512bh)_mm512_maskz_loadu_epi16(m, (const uint16_t *)p->w[i] + k);
-#pragma GCC unroll 4
-        for (int j = 0; j < nt; j++)
-            acc[i][j] = _mm512_dpbf16_ps(acc[i][j], wv, xv[j]);
-    }
-}
+#define B_ROW(i)                                                                    \
+    do {                                                                            \
+        __m512bh w_ = (__m512bh)_mm512_maskz_loadu_epi16(m, (const uint16_t *)p.w[i] + k); \
+        a##i##0 = _mm512_dpbf16_ps(a##i##0, w_, x0);                                \
+        if (NT4) {                                                                  \
+            a##i##1 = _mm512_dpbf16_ps(a##i##1, w_, x1);                            \
+            a##i##2 = _mm512_dpbf16_ps(a##i##2, w_, x2);                            \
+            a##i##3 = _mm512_dpbf16_ps(a##i##3, w_, x3);                            \
+        }                                                                           \
+    } while (0)
 
-AI void tile_bf16dp(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt) {
+#define B_LX(j) (__m512bh)_mm512_maskz_loadu_epi16(m, (const uint16_t *)p.x[j] + k)
+#define B_STEP                                                   \
+    do {                                                         \
+        __m512bh x0 = B_LX(0), x1 = x0, x2 = x0, x3 = x0;        \
+        if (NT4) {                                               \
+            x1 = B_LX(1);                                        \
+            x2 = B_LX(2);                                        \
+            x3 = B_LX(3);                                        \
+        }                                                        \
+        B_ROW(0);                                                \
+        B_ROW(1);                                                \
+        B_ROW(2);                                                \
+        B_ROW(3);                                                \
+    } while (0)
+
+AI void tile_bf16dp(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt, const int NT4) {
     tile_ptrs p;
     tile_setup(a, r, t, nr, nt, &p);
-    __m512 acc[NR][NT];
-    for (int i = 0; i < nr; i++)
-        for (int j = 0; j < nt; j++)
-            acc[i][j] = _mm512_setzero_ps();
+    ACC_DECL;
     const int64_t n = a->n_in;
     int64_t k = 0;
-    for (; k + 32 <= n; k += 32)
-        bf16_step(&p, k, (__mmask32)0xffffffffu, nr, nt, acc);
-    if (k < n)
-        bf16_step(&p, k, (__mmask32)((1ull << (n - k)) - 1), nr, nt, acc);
-    tile_finish(a, r, t, nr, nt, acc);
+    for (; k + 32 <= n; k += 32) {
+        const __mmask32 m = 0xffffffffu;
+        B_STEP;
+    }
+    if (k < n) {
+        const __mmask32 m = (__mmask32)((1ull << (n - k)) - 1);
+        B_STEP;
+    }
+    STORE_ALL
 }
 
-/* Two blocks (b, b+1) per step; two = 0 for a lone last block. q4 selects
- * Q4_0 (else Q8_0). */
-AI void quant_step(const tile_ptrs *p, int64_t b, int two, size_t doff, int nr, int nt, int q4,
-                   __m512 acc[NR][NT]) {
+/* Quantized: load two blocks (b, b+1) of row i; two = 0 for a lone last block. */
+AI void q_load_row(const uint8_t *row, int64_t b, int two, int q4, __m512i *wv, __m512 *dw) {
     const size_t bsz = q4 ? sizeof(mc_block_q4_0) : sizeof(mc_block_q8_0);
     const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    const __m512i off = _mm512_set1_epi8(q4 ? 8 : (char)0x80);
-    __m512i wv[NR];
-    __m512 dw[NR];
-#pragma GCC unroll 4
-    for (int i = 0; i < nr; i++) {
-        const uint8_t *b0 = p->w[i] + (size_t)b * bsz;
-        const uint8_t *b1 = b0 + bsz;
-        uint16_t h0, h1 = 0;
-        memcpy(&h0, b0, 2);
-        if (two)
-            memcpy(&h1, b1, 2);
-        __m128 d2 = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)h0 | ((uint32_t)h1 << 16))));
-        dw[i] = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(d2));
-        if (q4) {
-            __m128i l0 = _mm_loadu_si128((const __m128i *)(b0 + 2));
-            __m128i l1 = two ? _mm_loadu_si128((const __m128i *)(b1 + 2)) : _mm_setzero_si128();
-            __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(l0), l1, 1);
-            __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1);
-            z = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0)); /* q0 lo, q0 hi, q1 lo, q1 hi */
-            wv[i] = _mm512_and_si512(z, _mm512_set1_epi8(0x0f));
-        } else {
-            __m256i l0 = _mm256_loadu_si256((const __m256i *)(b0 + 2));
-            __m256i l1 = two ? _mm256_loadu_si256((const __m256i *)(b1 + 2)) : _mm256_setzero_si256();
-            wv[i] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(l0), l1, 1), off);
-        }
-    }
-#pragma GCC unroll 4
-    for (int j = 0; j < nt; j++) {
-        const int8_t *xq = (const int8_t *)p->x[j] + b * 32;
-        const float *xd = (const float *)(p->x[j] + doff) + b;
-        __m512i xv = two ? _mm512_loadu_si512(xq)
-                         : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)xq));
-        __m128 d2 = two ? _mm_castpd_ps(_mm_load_sd((const double *)xd)) : _mm_load_ss(xd);
-        __m512 dx = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(d2));
-        __m512i corr = _mm512_sub_epi32(_mm512_setzero_si512(),
-                                        _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, xv));
-#pragma GCC unroll 4
-        for (int i = 0; i < nr; i++) {
-            __m512i si = _mm512_dpbusd_epi32(corr, wv[i], xv);
-            acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(si), _mm512_mul_ps(dw[i], dx), acc[i][j]);
-        }
+    const uint8_t *b0 = row + (size_t)b * bsz;
+    const uint8_t *b1 = b0 + bsz;
+    uint16_t h0, h1 = 0;
+    memcpy(&h0, b0, 2);
+    if (two)
+        memcpy(&h1, b1, 2);
+    __m128 d2 = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)h0 | ((uint32_t)h1 << 16))));
+    *dw = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(d2));
+    if (q4) {
+        __m128i l0 = _mm_loadu_si128((const __m128i *)(b0 + 2));
+        __m128i l1 = two ? _mm_loadu_si128((const __m128i *)(b1 + 2)) : _mm_setzero_si128();
+        __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(l0), l1, 1);
+        __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1);
+        z = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0)); /* q0 lo, q0 hi, q1 lo, q1 hi */
+        *wv = _mm512_and_si512(z, _mm512_set1_epi8(0x0f));
+    } else {
+        __m256i l0 = _mm256_loadu_si256((const __m256i *)(b0 + 2));
+        __m256i l1 = two ? _mm256_loadu_si256((const __m256i *)(b1 + 2)) : _mm256_setzero_si256();
+        *wv = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(l0), l1, 1),
+                               _mm512_set1_epi8((char)0x80));
     }
 }
 
-AI void tile_quant(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt, int q4) {
+/* Token j's two blocks: the bytes, the scales and the offset correction. */
+AI void q_load_tok(const uint8_t *x, int64_t b, int two, size_t doff, int q4, __m512i *xv,
+                   __m512 *dx, __m512i *corr) {
+    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i off = _mm512_set1_epi8(q4 ? 8 : (char)0x80);
+    const int8_t *xq = (const int8_t *)x + b * 32;
+    const float *xd = (const float *)(x + doff) + b;
+    *xv = two ? _mm512_loadu_si512(xq) : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)xq));
+    __m128 d2 = two ? _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)xd)) : _mm_load_ss(xd);
+    *dx = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(d2));
+    *corr = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, *xv));
+}
+
+#define Q_MAC(i, j)                                                                        \
+    a##i##j = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(c_, w##i, x_)),       \
+                              _mm512_mul_ps(d##i, dx_), a##i##j)
+
+#define Q_TOK(j)                                                 \
+    do {                                                         \
+        __m512i x_, c_;                                          \
+        __m512 dx_;                                              \
+        q_load_tok(p.x[j], b, two, doff, q4, &x_, &dx_, &c_);    \
+        Q_MAC(0, j);                                             \
+        Q_MAC(1, j);                                             \
+        Q_MAC(2, j);                                             \
+        Q_MAC(3, j);                                             \
+    } while (0)
+
+#define Q_STEP                                           \
+    do {                                                 \
+        __m512i w0, w1, w2, w3;                          \
+        __m512 d0, d1, d2, d3;                           \
+        q_load_row(p.w[0], b, two, q4, &w0, &d0);        \
+        q_load_row(p.w[1], b, two, q4, &w1, &d1);        \
+        q_load_row(p.w[2], b, two, q4, &w2, &d2);        \
+        q_load_row(p.w[3], b, two, q4, &w3, &d3);        \
+        Q_TOK(0);                                        \
+        if (NT4) {                                       \
+            Q_TOK(1);                                    \
+            Q_TOK(2);                                    \
+            Q_TOK(3);                                    \
+        }                                                \
+    } while (0)
+
+AI void tile_quant(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt, int q4,
+                   const int NT4) {
     tile_ptrs p;
     tile_setup(a, r, t, nr, nt, &p);
-    __m512 acc[NR][NT];
-    for (int i = 0; i < nr; i++)
-        for (int j = 0; j < nt; j++)
-            acc[i][j] = _mm512_setzero_ps();
+    ACC_DECL;
     const int64_t nb = a->n_in / 32;
     const size_t doff = mc__align64((size_t)a->n_in);
     int64_t b = 0;
-    for (; b + 2 <= nb; b += 2)
-        quant_step(&p, b, 1, doff, nr, nt, q4, acc);
-    if (b < nb)
-        quant_step(&p, b, 0, doff, nr, nt, q4, acc);
-    tile_finish(a, r, t, nr, nt, acc);
+    for (; b + 2 <= nb; b += 2) {
+        const int two = 1;
+        Q_STEP;
+    }
+    if (b < nb) {
+        const int two = 0;
+        Q_STEP;
+    }
+    STORE_ALL
 }
 
-#define TILE_SWITCH(call)                 \
-    switch (nr * 8 + nt) {                \
-    case 4 * 8 + 4: call(4, 4); break;    \
-    case 4 * 8 + 3: call(4, 3); break;    \
-    case 4 * 8 + 2: call(4, 2); break;    \
-    case 4 * 8 + 1: call(4, 1); break;    \
-    case 3 * 8 + 4: call(3, 4); break;    \
-    case 3 * 8 + 3: call(3, 3); break;    \
-    case 3 * 8 + 2: call(3, 2); break;    \
-    case 3 * 8 + 1: call(3, 1); break;    \
-    case 2 * 8 + 4: call(2, 4); break;    \
-    case 2 * 8 + 3: call(2, 3); break;    \
-    case 2 * 8 + 2: call(2, 2); break;    \
-    case 2 * 8 + 1: call(2, 1); break;    \
-    case 1 * 8 + 4: call(1, 4); break;    \
-    case 1 * 8 + 3: call(1, 3); break;    \
-    case 1 * 8 + 2: call(1, 2); break;    \
-    default: call(1, 1); break;           \
-    }
-
-#define DEFINE_GEMM(name)                                                              \
+/* Rows in fours; tokens in fours, or one at a time when a single token is
+ * left (decode), so a lone token never pays for four. */
+#define DEFINE_GEMM(name, call)                                                        \
     static void name(const mc__gemm_args *a, int64_t r0, int64_t r1, int64_t t0,       \
                      int64_t t1) {                                                     \
-        for (int64_t r = r0; r < r1; r += NR) {                                        \
-            const int nr = (int)MC_MIN(NR, r1 - r);                                    \
-            for (int64_t t = t0; t < t1; t += NT) {                                    \
-                const int nt = (int)MC_MIN(NT, t1 - t);                                \
-                TILE_SWITCH(CALL_##name)                                               \
+        for (int64_t r = r0; r < r1; r += 4) {                                         \
+            const int nr = (int)MC_MIN(4, r1 - r);                                     \
+            for (int64_t t = t0; t < t1; t += 4) {                                     \
+                const int nt = (int)MC_MIN(4, t1 - t);                                 \
+                if (nt == 1)                                                           \
+                    call(0);                                                           \
+                else                                                                   \
+                    call(1);                                                           \
             }                                                                          \
         }                                                                              \
     }
 
-#define CALL_gemm_f32(R, T) tile_float(a, r, t, R, T, 0)
-#define CALL_gemm_f16(R, T) tile_float(a, r, t, R, T, 1)
-#define CALL_gemm_bf16(R, T) tile_float(a, r, t, R, T, 2)
-#define CALL_gemm_bf16dp(R, T) tile_bf16dp(a, r, t, R, T)
-#define CALL_gemm_q8_0(R, T) tile_quant(a, r, t, R, T, 0)
-#define CALL_gemm_q4_0(R, T) tile_quant(a, r, t, R, T, 1)
+#define CALL_F32(NT4) tile_float(a, r, t, nr, nt, 0, NT4)
+#define CALL_F16(NT4) tile_float(a, r, t, nr, nt, 1, NT4)
+#define CALL_BF16(NT4) tile_float(a, r, t, nr, nt, 2, NT4)
+#define CALL_BF16DP(NT4) tile_bf16dp(a, r, t, nr, nt, NT4)
+#define CALL_Q8(NT4) tile_quant(a, r, t, nr, nt, 0, NT4)
+#define CALL_Q4(NT4) tile_quant(a, r, t, nr, nt, 1, NT4)
 
-DEFINE_GEMM(gemm_f32)
-DEFINE_GEMM(gemm_f16)
-DEFINE_GEMM(gemm_bf16)
-DEFINE_GEMM(gemm_bf16dp)
-DEFINE_GEMM(gemm_q8_0)
-DEFINE_GEMM(gemm_q4_0)
+DEFINE_GEMM(gemm_f32, CALL_F32)
+DEFINE_GEMM(gemm_f16, CALL_F16)
+DEFINE_GEMM(gemm_bf16, CALL_BF16)
+DEFINE_GEMM(gemm_bf16dp, CALL_BF16DP)
+DEFINE_GEMM(gemm_q8_0, CALL_Q8)
+DEFINE_GEMM(gemm_q4_0, CALL_Q4)
 
 static const struct mc__gemm_ops gemm_avx512 = {
     .prep = {NULL, round_f16_row, mc__round_bf16_row, quantize_act_q8_0, quantize_act_q8_0},
