@@ -456,6 +456,14 @@ static int spm_text(const mc_tok *t, tls *c, const char *text, size_t len, bool 
         size_t l = lens[(uint8_t)s[off] >> 4];
         if (l > n - off)
             l = n - off;
+        /* llama.cpp trusts the lead byte; for invalid UTF-8 that would glue a
+         * following U+2581 to a broken byte and lose the space on decoding.
+         * Valid UTF-8 is unaffected. */
+        for (size_t k = 1; k < l; k++)
+            if (((uint8_t)s[off + k] & 0xC0) != 0x80) {
+                l = 1;
+                break;
+            }
         c->soff[ns] = (uint32_t)off;
         c->slen[ns] = (uint32_t)l;
         c->prev[ns] = ns - 1;
