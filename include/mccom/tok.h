@@ -197,6 +197,23 @@ size_t mc_tok_heal_match(const mc_tok *tok, int32_t id, const char *rem, size_t 
  * mask has mc_tok_n_vocab() entries. Returns the number of allowed tokens. */
 int64_t mc_tok_heal_mask(const mc_tok *tok, const char *rem, size_t n, uint8_t *mask);
 
+/* ---- corpus tokenization --------------------------------------------------- */
+
+typedef struct mc_tok_corpus_stats {
+    int64_t n_docs, n_skipped; /* files tokenized; unreadable or binary files skipped */
+    int64_t n_tokens;          /* separators included */
+    int64_t n_bytes;
+    double seconds;
+} mc_tok_corpus_stats;
+
+/* Tokenize files and directories (recursively, in name order; files with a NUL
+ * byte in their first 8 KiB are skipped as binary) into the token file format
+ * above, on n_threads threads. The separator is EOS (else EOT). Written to
+ * OUT.tmp, renamed to OUT when complete; on failure OUT is untouched. */
+int mc_tok_corpus_write(const mc_tok *tok, const char *const *paths, int n_paths, int n_threads,
+                        const char *out_path, bool progress, mc_tok_corpus_stats *stats,
+                        mc_err *err);
+
 /* ---- training ------------------------------------------------------------ */
 
 typedef struct mc_tok_train_params {
