@@ -240,3 +240,78 @@ MC_TEST(tok_corpus_file_format) {
     free(b);
     mc_tok_free(t);
 }
+
+/* ---- against llama.cpp itself (the oracle program, when built) ---------------- */
+
+static const char *oracle_path(void) {
+    const char *e = getenv("MC_ORACLE");
+    if (e && *e)
+        return e;
+    struct stat st;
+    if (stat("build/oracle/mccom-oracle", &st) == 0)
+        return "build/oracle/mccom-oracle";
+    return NULL;
+}
+
+/* ids of llama.cpp for file `path` with vocabulary `vocab`; returns count. */
+static int64_t oracle_ids(const char *oracle, const char *vocab, const char *path, int32_t *ids,
+                          int64_t cap) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s tokenize %s < %s 2>/dev/null", oracle, vocab, path);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    int64_t n = 0;
+    long v;
+    while (fscanf(p, "%ld", &v) == 1) {
+        if (n < cap)
+            ids[n] = (int32_t)v;
+        n++;
+    }
+    if (pclose(p) != 0)
+        return -1;
+    return n;
+}
+
+static void compare_with_oracle(const char *oracle, const char *vocab, const char *label,
+                                size_t n_files) {
+    mc_tok *t = NULL;
+    mc_err err;
+    MC_REQUIRE(mc_tok_load_gguf_file(vocab, &t, &err) == 0);
+    int32_t *a = malloc((1 << 20) * sizeof(int32_t)), *b = malloc((1 << 20) * sizeof(int32_t));
+    for (size_t i = 0; i < n_files; i++) {
+        size_t len;
+        char *s = slurp2(held_out[i], &len);
+        if (!s)
+            continue;
+        int64_t n = 0;
+        CHECK_EQ_INT(mc_tok_encode(t, s, len, 0, a, 1 << 20, &n), 0);
+        int64_t m = oracle_ids(oracle, vocab, held_out[i], b, 1 << 20);
+        CHECK_MSG(m == n && memcmp(a, b, (size_t)n * sizeof(int32_t)) == 0,
+                  "%s: %s: mccom %lld ids, llama.cpp %lld ids, differ", label, held_out[i],
+                  (long long)n, (long long)m);
+        free(s);
+    }
+    free(a);
+    free(b);
+    mc_tok_free(t);
+}
+
+/* Slow-ish (llama.cpp loads each vocabulary): one held-out file per real
+ * vocabulary, all of them for the trained one. */
+MC_TEST_T(tok_same_ids_as_llama_cpp, 300) {
+    need_stdlib();
+    const char *oracle = oracle_path();
+    if (!oracle)
+        MC_SKIP("llama.cpp oracle not built (build/oracle/mccom-oracle or $MC_ORACLE)");
+    char g[600], h[600];
+    train(mc_test_tmpdir(), 2, false, g, h);
+    compare_with_oracle(oracle, g, "trained", MC_ARRAY_LEN(held_out));
+    static const char *names[] = {"starcoder", "deepseek-coder", "qwen2",    "gpt-2",
+                                  "llama-bpe", "llama-spm",      "refact"};
+    for (size_t i = 0; i < MC_ARRAY_LEN(names); i++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "tokenizers/ggml-vocab-%s.gguf", names[i]);
+        compare_with_oracle(oracle, mc_test_shared(rel), names[i], 1);
+    }
+}
