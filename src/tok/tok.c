@@ -57,6 +57,8 @@ typedef struct tls {
     size_t cap_fr, cap_fr2;
     char *sbuf;
     size_t cap_sbuf;
+    uint8_t *present; /* (n_special) which specials occur in the current text */
+    size_t cap_present;
     /* word cache */
     wc_slot *wc;
     size_t wc_mask, wc_used;
@@ -85,6 +87,7 @@ static void tls_free(void *p) {
     free(c->fr);
     free(c->fr2);
     free(c->sbuf);
+    free(c->present);
     free(c->wc);
     free(c->kpool);
     free(c->ipool);
@@ -517,21 +520,51 @@ static int partition(const mc_tok *t, tls *c, const char *text, size_t len, bool
     size_t n = 0;
     if (len > 0)
         c->fr[n++] = (frag){0, (uint32_t)len, -1};
+    if (n == 0 || t->n_special == 0) {
+        *n_fr = n;
+        return 0;
+    }
+    /* one pass over the text finds the specials that occur at all; only those
+     * take part in llama.cpp's split-by-each-special loop below */
+    if (grow((void **)&c->present, &c->cap_present, (size_t)t->n_special, 1))
+        return MC_ENOMEM;
+    memset(c->present, 0, (size_t)t->n_special);
+    int n_present = 0;
+    const uint8_t *u = (const uint8_t *)text;
+    for (size_t p = 0; p < len; p++) {
+        int32_t one = t->sp_one[u[p]];
+        if (one >= 0 && !c->present[one]) {
+            c->present[one] = 1;
+            n_present++;
+        }
+        if (p + 1 >= len)
+            break;
+        unsigned key = (unsigned)u[p] << 8 | u[p + 1];
+        for (uint32_t q = t->sp_start[key]; q < t->sp_start[key + 1]; q++) {
+            int32_t k = t->sp_ids[q];
+            if (c->present[k])
+                continue;
+            int32_t id = t->special_ids[k];
+            size_t sl;
+            const char *st = tok_text(t, id, &sl);
+            if (p + sl <= len && memcmp(text + p, st, sl) == 0) {
+                c->present[k] = 1;
+                n_present++;
+            }
+        }
+    }
+    if (n_present == 0) {
+        *n_fr = n;
+        return 0;
+    }
     for (int32_t k = 0; k < t->n_special && n > 0; k++) {
         int32_t id = t->special_ids[k];
         if (!parse_special && (t->attr[id] & (MC_TOK_ATTR_CONTROL | MC_TOK_ATTR_UNKNOWN)))
             continue;
+        if (!c->present[k])
+            continue;
         size_t sl;
         const char *st = tok_text(t, id, &sl);
-        if (sl == 0)
-            continue;
-        /* quick reject: does it occur at all? */
-        bool any = false;
-        for (size_t i = 0; i < n && !any; i++)
-            if (c->fr[i].tok < 0 && memmem(text + c->fr[i].start, c->fr[i].len, st, sl))
-                any = true;
-        if (!any)
-            continue;
         size_t m = 0;
         for (size_t i = 0; i < n; i++) {
             frag f = c->fr[i];
@@ -843,6 +876,8 @@ void mc_tok_free(mc_tok *t) {
     free(t->text_ht);
     free(t->merge_ht);
     free(t->special_ids);
+    free(t->sp_start);
+    free(t->sp_ids);
     free(t);
 }
 

@@ -119,6 +119,12 @@ struct mc_tok {
     /* special tokens in matching order (longest text first) */
     int32_t *special_ids;
     int32_t n_special;
+    /* quick "which specials occur in this text" filter: specials of 2+ bytes
+     * bucketed by their first two bytes (sp_start has 65537 entries, values
+     * index sp_ids: positions in special_ids), 1-byte ones flagged in sp_one */
+    uint32_t *sp_start;
+    int32_t *sp_ids;
+    int32_t sp_one[256]; /* position in special_ids of a 1-byte special, or -1 */
     int32_t special[MC_TOK_N_SPECIAL];
     bool add_bos, add_eos, add_space_prefix, ignore_merges;
     pthread_key_t tls; /* per-thread cache (struct mc__tok_tls) */

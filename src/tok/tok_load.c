@@ -396,6 +396,41 @@ static int build(const build_in *in, mc_tok **out, mc_err *err) {
         if (t->attr[id] & (MC_TOK_ATTR_CONTROL | MC_TOK_ATTR_USER_DEFINED | MC_TOK_ATTR_UNKNOWN))
             t->special_ids[t->n_special++] = id;
     qsort_r(t->special_ids, (size_t)t->n_special, sizeof(int32_t), cmp_special, t);
+    t->sp_start = calloc(65537, sizeof(uint32_t));
+    t->sp_ids = malloc(((size_t)t->n_special + 1) * sizeof(int32_t));
+    if (!t->sp_start || !t->sp_ids) {
+        rc = mc_err_set(err, MC_ENOMEM, -1, "out of memory");
+        goto fail;
+    }
+    for (int b = 0; b < 256; b++)
+        t->sp_one[b] = -1;
+    for (int32_t k = 0; k < t->n_special; k++) {
+        int32_t id = t->special_ids[k];
+        const uint8_t *s = (const uint8_t *)t->text_pool + t->text_off[id];
+        uint64_t n = t->text_off[id + 1] - t->text_off[id];
+        if (n == 1 && t->sp_one[s[0]] < 0)
+            t->sp_one[s[0]] = k;
+        else if (n >= 2)
+            t->sp_start[((unsigned)s[0] << 8 | s[1]) + 1]++;
+    }
+    for (int i = 0; i < 65536; i++)
+        t->sp_start[i + 1] += t->sp_start[i];
+    {
+        uint32_t *fill = calloc(65536, sizeof(uint32_t));
+        if (!fill) {
+            rc = mc_err_set(err, MC_ENOMEM, -1, "out of memory");
+            goto fail;
+        }
+        for (int32_t k = 0; k < t->n_special; k++) {
+            int32_t id = t->special_ids[k];
+            const uint8_t *s = (const uint8_t *)t->text_pool + t->text_off[id];
+            if (t->text_off[id + 1] - t->text_off[id] >= 2) {
+                unsigned key = (unsigned)s[0] << 8 | s[1];
+                t->sp_ids[t->sp_start[key] + fill[key]++] = k;
+            }
+        }
+        free(fill);
+    }
 
     if (pieces_build(t)) {
         rc = mc_err_set(err, MC_ENOMEM, -1, "out of memory");
