@@ -690,7 +690,18 @@ int mc_tok_trainer_run(mc_tok_trainer *t, mc_err *err) {
                 goto done;
             }
         }
-    /* token bytes -> id, to reuse an id when two merges make the same bytes */
+    /* token bytes -> id (merged tokens only), to reuse an id when two merges
+     * make the same bytes */
+    uint64_t tmask = 1;
+    while (tmask < (uint64_t)vocab * 2)
+        tmask <<= 1;
+    tmask--;
+    int32_t *tht = malloc((tmask + 1) * sizeof(int32_t));
+    if (!tht) {
+        rc = mc_err_set(err, MC_ENOMEM, -1, "out of memory");
+        goto done;
+    }
+    memset(tht, 0xFF, (tmask + 1) * sizeof(int32_t));
     double t0 = mc_time_s();
     uint32_t step = 0;
     int64_t *touched = NULL;
@@ -716,25 +727,45 @@ int mc_tok_trainer_run(mc_tok_trainer *t, mc_err *err) {
             break;
         /* the new token */
         uint32_t la = t->tok_len[e.a], lb = t->tok_len[e.b];
+        /* two pairs can spell the same bytes ("ab"+"c", "a"+"bc"): reuse the id */
         int32_t nid = -1;
-        for (int32_t i = BYTE0 + 256; i < t->n_tokens; i++) /* rare: same bytes via another pair */
-            if (t->tok_len[i] == la + lb && !memcmp(t->tok_bytes[i], t->tok_bytes[e.a], la) &&
-                !memcmp(t->tok_bytes[i] + la, t->tok_bytes[e.b], lb)) {
-                nid = i;
-                break;
-            }
-        if (nid < 0) {
-            nid = t->n_tokens;
-            char *nb = malloc(la + lb);
-            if (!nb) {
+        {
+            char stackbuf[256];
+            char *cat = la + lb <= sizeof stackbuf ? stackbuf : malloc(la + lb);
+            if (!cat) {
                 rc = mc_err_set(err, MC_ENOMEM, -1, "out of memory");
                 break;
             }
-            memcpy(nb, t->tok_bytes[e.a], la);
-            memcpy(nb + la, t->tok_bytes[e.b], lb);
-            t->tok_bytes[nid] = nb;
-            t->tok_len[nid] = la + lb;
-            t->n_tokens++;
+            memcpy(cat, t->tok_bytes[e.a], la);
+            memcpy(cat + la, t->tok_bytes[e.b], lb);
+            uint64_t h = mc__tok_hash(cat, la + lb);
+            uint64_t i = h & tmask;
+            for (;; i = (i + 1) & tmask) {
+                int32_t id = tht[i];
+                if (id < 0)
+                    break;
+                if (t->tok_len[id] == la + lb && !memcmp(t->tok_bytes[id], cat, la + lb)) {
+                    nid = id;
+                    break;
+                }
+            }
+            if (nid < 0) {
+                nid = t->n_tokens;
+                char *nb = malloc(la + lb);
+                if (!nb) {
+                    if (cat != stackbuf)
+                        free(cat);
+                    rc = mc_err_set(err, MC_ENOMEM, -1, "out of memory");
+                    break;
+                }
+                memcpy(nb, cat, la + lb);
+                t->tok_bytes[nid] = nb;
+                t->tok_len[nid] = la + lb;
+                t->n_tokens++;
+                tht[i] = nid;
+            }
+            if (cat != stackbuf)
+                free(cat);
         }
         t->merges[t->n_merges][0] = e.a;
         t->merges[t->n_merges][1] = e.b;
@@ -831,6 +862,7 @@ int mc_tok_trainer_run(mc_tok_trainer *t, mc_err *err) {
         }
     }
     free(touched);
+    free(tht);
     if (t->p.progress)
         fprintf(stderr, "\rmerging: %lld merges in %.1f s                 \n",
                 (long long)t->n_merges, mc_time_s() - t0);
