@@ -22,5 +22,7 @@ void mc_cli_error(const char *what, const mc_err *err);
 int mc_cmd_info(int argc, char **argv);
 int mc_cmd_convert(int argc, char **argv);
 int mc_cmd_quantize(int argc, char **argv);
+int mc_cmd_tokenize(int argc, char **argv);
+int mc_cmd_tokenizer(int argc, char **argv);
 
 #endif

@@ -9,6 +9,8 @@ static const struct mc_cmd commands[] = {
     {"info", mc_cmd_info, "print a GGUF file's metadata and tensor table"},
     {"convert", mc_cmd_convert, "convert a llama2.c checkpoint to GGUF"},
     {"quantize", mc_cmd_quantize, "re-quantize a GGUF model (q8_0, q4_0, f16, bf16, f32)"},
+    {"tokenize", mc_cmd_tokenize, "tokenize a corpus to a token file (or print ids of stdin)"},
+    {"tokenizer", mc_cmd_tokenizer, "train a byte-level BPE vocabulary: tokenizer train ..."},
     {"version", mc_cmd_version, "print mccom's version"},
 };
 
