@@ -19,5 +19,7 @@ struct mc_cmd {
 void mc_cli_error(const char *what, const mc_err *err);
 
 /* Subcommands (src/cli/cmd_*.c). */
+int mc_cmd_index(int argc, char **argv);
+int mc_cmd_retrieve(int argc, char **argv);
 
 #endif

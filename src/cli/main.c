@@ -7,6 +7,8 @@ static int mc_cmd_version(int argc, char **argv);
 
 static const struct mc_cmd commands[] = {
     {"version", mc_cmd_version, "print mccom's version"},
+    {"index", mc_cmd_index, "build or update a repository's retrieval index (--watch)"},
+    {"retrieve", mc_cmd_retrieve, "retrieve code windows similar to a cursor's context"},
 };
 
 #define MC_VERSION "0.1.0"
