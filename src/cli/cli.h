@@ -24,5 +24,7 @@ int mc_cmd_convert(int argc, char **argv);
 int mc_cmd_quantize(int argc, char **argv);
 int mc_cmd_tokenize(int argc, char **argv);
 int mc_cmd_tokenizer(int argc, char **argv);
+int mc_cmd_index(int argc, char **argv);
+int mc_cmd_retrieve(int argc, char **argv);
 
 #endif

@@ -12,6 +12,8 @@ static const struct mc_cmd commands[] = {
     {"tokenize", mc_cmd_tokenize, "tokenize a corpus to a token file (or print ids of stdin)"},
     {"tokenizer", mc_cmd_tokenizer, "train a byte-level BPE vocabulary: tokenizer train ..."},
     {"version", mc_cmd_version, "print mccom's version"},
+    {"index", mc_cmd_index, "build or update a repository's retrieval index (--watch)"},
+    {"retrieve", mc_cmd_retrieve, "retrieve code windows similar to a cursor's context"},
 };
 
 #define MC_VERSION "0.1.0"
