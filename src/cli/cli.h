@@ -19,5 +19,6 @@ struct mc_cmd {
 void mc_cli_error(const char *what, const mc_err *err);
 
 /* Subcommands (src/cli/cmd_*.c). */
+int mc_cmd_info(int argc, char **argv);
 
 #endif

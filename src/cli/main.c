@@ -6,6 +6,7 @@
 static int mc_cmd_version(int argc, char **argv);
 
 static const struct mc_cmd commands[] = {
+    {"info", mc_cmd_info, "print a GGUF file's metadata and tensor table"},
     {"version", mc_cmd_version, "print mccom's version"},
 };
 
