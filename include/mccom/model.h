@@ -53,6 +53,8 @@ typedef struct mc_ctx_params {
     int n_ctx;     /* KV cache capacity in tokens; 0 = min(n_ctx_train, 4096) */
     int n_batch;   /* most tokens evaluated per internal step; 0 = 512 */
     int n_threads; /* 0 = number of online CPUs */
+    int kv_f32;    /* 1: F32 KV cache (exact); 0: F16 (default, half the memory
+                      and bandwidth, as llama.cpp's default) */
 } mc_ctx_params;
 
 mc_ctx_params mc_ctx_params_default(void);
@@ -83,5 +85,18 @@ int mc_ctx_set_prompt(mc_ctx *c, const int32_t *tokens, int n, int *n_reused, mc
 
 /* Greedy argmax of a logit row (ties: lowest id). */
 int32_t mc_argmax(const float *logits, int n);
+
+/* Sampling: temperature <= 0 is greedy; top_k <= 0 keeps every token;
+ * top_p >= 1 disables nucleus filtering. `rng` is the caller's state (seed it
+ * with any non-zero value); the same seed gives the same tokens. `work` is
+ * caller scratch of mc_sampler_work_size(n_vocab) bytes (no allocation). */
+typedef struct mc_sampler {
+    float temperature;
+    int top_k;
+    float top_p;
+    uint64_t rng;
+} mc_sampler;
+size_t mc_sampler_work_size(int n_vocab);
+int32_t mc_sample(mc_sampler *s, const float *logits, int n_vocab, void *work);
 
 #endif
