@@ -146,20 +146,12 @@ static void fill(float *x, int64_t n, uint64_t seed, const char *name, float mea
         x[i] = mean + a * rng_uniform(&r);
 }
 
-/* x (n floats) -> n elements of `type` at y. */
+/* x (n floats) -> n elements of `type` at y (bit-exact with ggml's converters). */
 static void convert(int type, const float *x, void *y, int64_t n, const char *name) {
-    if (type == MC_TYPE_F32) {
-        memcpy(y, x, (size_t)n * sizeof(float));
-    } else if (type == MC_TYPE_F16) {
-        for (int64_t i = 0; i < n; i++)
-            ((uint16_t *)y)[i] = mc_fp32_to_fp16(x[i]);
-    } else if (type == MC_TYPE_BF16) {
-        for (int64_t i = 0; i < n; i++)
-            ((uint16_t *)y)[i] = mc_fp32_to_bf16(x[i]);
-    } else {
-        die("%s: %s needs mccom's quantizer (mc_quantize_row), not built in yet", name,
-            mc_ggml_type_name(type));
-    }
+    int rc = type == MC_TYPE_F32 ? (memcpy(y, x, (size_t)n * sizeof *x), 0)
+                                 : mc_quantize_row(type, x, y, n);
+    if (rc != 0)
+        die("%s: cannot convert to %s: %s", name, mc_ggml_type_name(type), mc_code_message(rc));
 }
 
 static void add(mc_gguf_writer *w, const char *name, int type, int n_dims, int64_t ne0,

@@ -161,6 +161,7 @@ typedef struct opts {
     int pp, tg, reps;
     int flash_attn; /* LLAMA_FLASH_ATTN_TYPE_* */
     int kv_type;    /* GGML_TYPE_F16 or GGML_TYPE_F32 */
+    int no_repack;  /* keep weights in their file layout (no CPU_REPACK buffers) */
 } opts;
 
 static int parse_int(const char *flag, const char *s, int lo, int hi) {
@@ -266,6 +267,8 @@ static void parse_args(opts *o, int argc, char **argv, const char *usage) {
                 o->flash_attn = LLAMA_FLASH_ATTN_TYPE_AUTO;
             else
                 die("--flash-attn: expected on, off or auto, got '%s'", v);
+        } else if (!strcmp(a, "--no-repack")) {
+            o->no_repack = 1;
         } else if (!strcmp(a, "--kv")) {
             NEED_VALUE();
             if (!strcmp(v, "f16"))
@@ -291,9 +294,10 @@ static void parse_args(opts *o, int argc, char **argv, const char *usage) {
 
 /* ---- model and context -------------------------------------------------- */
 
-static struct llama_model *load_model(const char *path, bool vocab_only) {
+static struct llama_model *load_model(const char *path, bool vocab_only, int no_repack) {
     struct llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = 0;
+    mp.use_extra_bufts = !no_repack;
     mp.vocab_only = vocab_only;
     struct llama_model *m = llama_model_load_from_file(path, mp);
     if (!m)
@@ -384,7 +388,7 @@ static int cmd_tokenize(int argc, char **argv) {
     if (len > INT32_MAX / 2)
         die("input too long");
     backends_init();
-    struct llama_model *m = load_model(o.model, true);
+    struct llama_model *m = load_model(o.model, true, 1);
     const struct llama_vocab *v = llama_model_get_vocab(m);
     int n_max = (int)len + 8;
     int32_t *ids = malloc((size_t)n_max * sizeof *ids);
@@ -413,7 +417,8 @@ static const char USAGE_LOGITS[] =
     "  little-endian, row-major: n_tokens x n_vocab with --all, else the last row only.\n"
     "  Prints \"n_rows n_vocab\" on stdout.\n"
     "  --kv       KV cache type (default f16, llama.cpp's default)\n"
-    "  --flash-attn  default off\n";
+    "  --flash-attn  default off\n"
+    "  --no-repack   keep quantized weights in the file's layout (no CPU_REPACK)\n";
 
 static int cmd_logits(int argc, char **argv) {
     opts o;
@@ -423,7 +428,7 @@ static int cmd_logits(int argc, char **argv) {
     if (!o.out)
         die("logits: --out is required\n%s", USAGE_LOGITS);
     backends_init();
-    struct llama_model *m = load_model(o.model, false);
+    struct llama_model *m = load_model(o.model, false, o.no_repack);
     check_tokens(m, &o);
     int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(m));
     struct llama_context *c = new_ctx(m, &o, o.n_tokens, o.n_tokens, o.n_tokens);
@@ -461,7 +466,7 @@ static int cmd_generate(int argc, char **argv) {
     if (!o.tokens)
         die("generate: --tokens is required\n%s", USAGE_GENERATE);
     backends_init();
-    struct llama_model *m = load_model(o.model, false);
+    struct llama_model *m = load_model(o.model, false, o.no_repack);
     check_tokens(m, &o);
     int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(m));
     struct llama_context *c = new_ctx(m, &o, o.n_tokens + o.n_gen, o.n_tokens, 1);
@@ -511,7 +516,7 @@ static int cmd_bench(int argc, char **argv) {
     if (o.pp < 1 && o.tg < 1)
         die("bench: nothing to measure (--pp and --tg are 0)");
     backends_init();
-    struct llama_model *m = load_model(o.model, false);
+    struct llama_model *m = load_model(o.model, false, o.no_repack);
     int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(m));
     int n_ctx = max_int(o.pp, o.tg) + 1;
     int n_batch = o.pp > 0 ? o.pp : 1;
