@@ -41,7 +41,7 @@ LIB_OBJ  := $(call obj,$(LIB_SRC))
 CLI_OBJ  := $(call obj,$(CLI_SRC))
 TEST_OBJ := $(call obj,$(TEST_SRC))
 
-.PHONY: all run test test-only deps bench fuzz clean oracle tools
+.PHONY: all run test test-only deps bench fuzz clean oracle tools print-cflags
 all: $(BUILD)/mccom $(BUILD)/mccom-test $(BENCH_BIN)
 
 $(BUILD)/obj/%_avx2.o: %_avx2.c
@@ -117,6 +117,9 @@ test-only:
 	MC_TEST_TIMEOUT_SCALE=4 MC_BIN=build/asan/mccom build/asan/mccom-test -j $(JOBS) | tee build/test-asan.log; r2=$${PIPESTATUS[0]}; \
 	scripts/sum-tests.sh build/test-release.log build/test-asan.log; \
 	test $$r1 -eq 0 -a $$r2 -eq 0
+
+print-cflags:
+	@echo $(CC) $(CFLAGS_ALL)
 
 bench: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all tools oracle
