@@ -13,7 +13,9 @@
 #     and 12 generated, with the file's prefix cached (warm) and not (cold).
 #  4. Every other build/release/bench_* program, in turn (new ones join automatically).
 # Knobs (environment): BENCH_REPS (3), BENCH_THREADS ("1 2"), BENCH_SIZES ("30m 150m 500m"),
-# BENCH_TYPES ("f16 q8_0 q4_0"), BENCH_COMPLETION_SIZES ("30m 150m").
+# BENCH_TYPES ("f16 q8_0 q4_0"), BENCH_COMPLETION_SIZES ("30m 150m"), BENCH_TIMEOUT (600 s
+# per measurement). On the 2-core reference machine the full run takes about 15 minutes;
+# it needs a quiet machine (both engines' threads spin while they wait for each other).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +28,8 @@ THREADS=${BENCH_THREADS:-"1 2"}
 SIZES=${BENCH_SIZES:-"30m 150m 500m"}
 TYPES=${BENCH_TYPES:-"f16 q8_0 q4_0"}
 COMPLETION_SIZES=${BENCH_COMPLETION_SIZES:-"30m 150m"}
+# No single measurement may hang the benchmark (e.g. spinning threads on a busy machine).
+TIMEOUT=${BENCH_TIMEOUT:-600}
 
 for f in "$REL/bench_engine" "$REL/bench_stream" "$MKMODEL" "$ORACLE"; do
     [ -x "$f" ] || { echo "bench: $f is missing (make bench builds it)" >&2; exit 1; }
@@ -102,9 +106,9 @@ for s in $SIZES; do
     for t in $TYPES; do
         f=$(model "$s" "$t")
         for th in $THREADS; do
-            ours=$("$REL/bench_engine" speed "$f" --pp 128 --tg 64 --threads "$th" --reps "$REPS" 2>&1) ||
+            ours=$(timeout "$TIMEOUT" "$REL/bench_engine" speed "$f" --pp 128 --tg 64 --threads "$th" --reps "$REPS" 2>&1) ||
                 { echo "bench: bench_engine failed on $f: $ours" >&2; ours=""; }
-            theirs=$("$ORACLE" bench "$f" --pp 128 --tg 64 --threads "$th" --reps "$REPS" 2>&1) ||
+            theirs=$(timeout "$TIMEOUT" "$ORACLE" bench "$f" --pp 128 --tg 64 --threads "$th" --reps "$REPS" 2>&1) ||
                 { echo "bench: oracle failed on $f: $theirs" >&2; theirs=""; }
             bytes=$(echo "$theirs" | jget model_bytes)
             [ -n "$bytes" ] || bytes=$(echo "$ours" | jget model_bytes)
@@ -137,7 +141,7 @@ echo "| model | type | warm ms | cold ms | cold / warm |"
 echo "|---|---|---:|---:|---:|"
 for s in $COMPLETION_SIZES; do
     f=$(model "$s" q8_0)
-    out=$("$REL/bench_engine" completion "$f" --ctx 1500 --append 16 --gen 12 \
+    out=$(timeout "$TIMEOUT" "$REL/bench_engine" completion "$f" --ctx 1500 --append 16 --gen 12 \
           --threads "$th_max" --reps "$REPS" 2>&1) ||
         { echo "bench: bench_engine completion failed on $f: $out" >&2; out=""; }
     w=$(echo "$out" | jget warm_ms); c=$(echo "$out" | jget cold_ms)
@@ -153,6 +157,6 @@ for b in "$REL"/bench_*; do
     [ -x "$b" ] || continue
     echo "## $name"
     echo
-    "$b" || echo "($name failed: exit $?)"
+    timeout "$TIMEOUT" "$b" || echo "($name failed: exit $?)"
     echo
 done
