@@ -272,11 +272,8 @@ typedef struct pcase {
     int n_batch; /* mccom's internal batch (small values exercise splitting) */
 } pcase;
 
-static void parity(const pcase *pc) {
-    require_tools();
-    char args[512];
-    snprintf(args, sizeof args, "%s --type %s", pc->args, pc->type);
-    const char *path = make_model(args);
+/* Compare the engines on the model at `path`; `args` names it in messages. */
+static void parity_file(const pcase *pc, const char *path, const char *args) {
     g_kv = pc->kv;
     if (getenv("MC_PARITY_KV") && *getenv("MC_PARITY_KV"))
         g_kv = getenv("MC_PARITY_KV"); /* diagnostics: force one KV type */
@@ -443,6 +440,13 @@ static void parity(const pcase *pc) {
     mc_model_free(m);
 }
 
+static void parity(const pcase *pc) {
+    require_tools();
+    char args[512];
+    snprintf(args, sizeof args, "%s --type %s", pc->args, pc->type);
+    parity_file(pc, make_model(args), args);
+}
+
 /* Shapes. Quantized types need widths that are multiples of 32. */
 #define LLAMA_MHA "--arch llama --vocab 1000 --embd 128 --layers 2 --heads 4 --ff 256"
 #define LLAMA_GQA "--arch llama --vocab 777 --embd 128 --layers 3 --heads 8 --kv-heads 2 --ff 384 --tied"
@@ -469,3 +473,29 @@ PARITY(llama_mha_q8_0, LLAMA_MHA, "q8_0", "f16", 40, 512)
 PARITY(qwen2_bias_q8_0, QWEN2_BIAS, "q8_0", "f16", 40, 9)
 PARITY(llama_gqa_tied_q4_0, LLAMA_GQA, "q4_0", "f16", 33, 512)
 PARITY(qwen2_bias_q4_0, QWEN2_BIAS, "q4_0", "f16", 40, 512)
+
+/* A real trained model: stories260K (llama2.c, TinyStories) converted by `mccom convert`,
+ * with its SentencePiece vocabulary of 512 (the tokens here are ids, not text). */
+MC_TEST_T(parity_stories260K_f32, 300) {
+    require_tools();
+    const char *bin = mc_test_shared("models/stories260K/stories260K.bin");
+    char bin_path[1024], tok_path[1024], out[1024], cmd[4096], msg[1024];
+    snprintf(bin_path, sizeof bin_path, "%s", bin);
+    snprintf(tok_path, sizeof tok_path, "%s", mc_test_shared("models/stories260K/tok512.bin"));
+    if (access(bin_path, R_OK) != 0) {
+        mc_test_fail_at(__FILE__, __LINE__, "%s is missing (../shared or $MC_SHARED)", bin_path);
+        mc_test_abort();
+    }
+    int w = snprintf(out, sizeof out, "%s/stories260K.gguf", mc_test_tmpdir());
+    MC_REQUIRE(w > 0 && (size_t)w < sizeof out);
+    w = snprintf(cmd, sizeof cmd, "%s convert llama2c %s %s %s 2>&1", mc_test_bin(), bin_path,
+                 tok_path, out);
+    MC_REQUIRE(w > 0 && (size_t)w < sizeof cmd);
+    int rc = run(cmd, msg, sizeof msg);
+    if (rc != 0) {
+        mc_test_fail_at(__FILE__, __LINE__, "mccom convert failed (%d): %s", rc, msg);
+        mc_test_abort();
+    }
+    static const pcase pc = {"stories260K", "f32", "f32", 40, 512};
+    parity_file(&pc, out, "stories260K (f32)");
+}
