@@ -41,7 +41,7 @@ LIB_OBJ  := $(call obj,$(LIB_SRC))
 CLI_OBJ  := $(call obj,$(CLI_SRC))
 TEST_OBJ := $(call obj,$(TEST_SRC))
 
-.PHONY: all run test test-only deps bench fuzz clean
+.PHONY: all run test test-only deps bench fuzz clean oracle tools print-cflags
 all: $(BUILD)/mccom $(BUILD)/mccom-test $(BENCH_BIN)
 
 $(BUILD)/obj/%_avx2.o: %_avx2.c
@@ -69,6 +69,29 @@ $(BUILD)/mccom-test: $(TEST_OBJ) $(LIB_OBJ)
 $(BUILD)/bench_%: $(BUILD)/obj/bench/bench_%.o $(BUILD)/libmccom.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
+# ---- test and bench tools (not part of libmccom) ----------------------------------
+# mccom-oracle: llama.cpp as a reference, linked against the prebuilt libllama that
+# scripts/setup-npm.sh installs; the rpath is relative so the repository can move.
+LLAMA_BINS := third_party/npm/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64
+LLAMA_INC  := -isystem third_party/llama.cpp/include -isystem third_party/llama.cpp/ggml/include
+ORACLE     := build/oracle/mccom-oracle
+oracle: $(ORACLE)
+$(ORACLE): tools/oracle/oracle.c
+	@test -f $(LLAMA_BINS)/libllama.v0.5.0.so -a -f third_party/llama.cpp/include/llama.h || \
+	    { echo "oracle: llama.cpp is not installed; run scripts/setup-npm.sh" >&2; exit 1; }
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -O2 $(LLAMA_INC) -o $@ $< -L$(LLAMA_BINS) \
+	    -l:libllama.v0.5.0.so -l:libggml.v0.5.0.so -l:libggml-base.so \
+	    -Wl,-rpath,'$$ORIGIN/../../$(LLAMA_BINS)' -ldl -pthread
+
+# mkmodel: random-initialised GGUF models of any shape (uses libmccom's GGUF writer).
+# Built from the release library (make with the default BUILD) into build/tools.
+MKMODEL := build/tools/mkmodel
+tools: $(MKMODEL)
+$(MKMODEL): tools/mkmodel/mkmodel.c build/release/libmccom.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -O2 -o $@ $< build/release/libmccom.a $(LDLIBS_ALL)
+
 -include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/obj/*/*/*.d)
 
 deps:
@@ -80,7 +103,7 @@ run: deps
 	$(BUILD)/mccom generate -m models/stories260K.gguf -p "Once upon a time" -n 64
 
 test: deps
-	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/release all
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/release all tools oracle
 	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/asan SAN=1 all
 	@$(MAKE) --no-print-directory test-only
 
@@ -95,8 +118,11 @@ test-only:
 	scripts/sum-tests.sh build/test-release.log build/test-asan.log; \
 	test $$r1 -eq 0 -a $$r2 -eq 0
 
+print-cflags:
+	@echo $(CC) $(CFLAGS_ALL)
+
 bench: deps
-	@$(MAKE) --no-print-directory -j$(JOBS) all
+	@$(MAKE) --no-print-directory -j$(JOBS) all tools oracle
 	@scripts/bench.sh
 
 fuzz:

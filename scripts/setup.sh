@@ -8,8 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-while read -r pkg; do
+# A line may name a command after the package ("npm npm"): the package counts as present
+# when that command is on PATH (NodeSource's nodejs ships npm and conflicts with Debian's).
+while read -r pkg cmd; do
     case "$pkg" in ''|'#'*) continue ;; esac
+    if [ -n "${cmd:-}" ] && command -v "$cmd" >/dev/null 2>&1; then
+        continue
+    fi
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
         missing+=("$pkg")
     fi
