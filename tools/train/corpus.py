@@ -24,10 +24,12 @@ order; the first that applies is the reason it is dropped:
   exact-dup       same raw or normalized content as a file kept earlier
   near-dup        estimated Jaccard >= --near-dup of its line 3-shingles with a file kept
                   earlier (MinHash, 128 hashes, LSH 16 bands x 8 rows)
-Kept files are copied to OUT/text/<source>/<path>, split by file into train and validation
+Kept files are copied to OUT/text/<split>/<source>/<path>, split by file into train and validation
 by their sha256 (deterministic: int(sha256[:8], 16) % 10000 < val_frac * 10000), and listed in
   OUT/manifest.jsonl   {"path", "source", "sha256", "norm_sha256", "bytes", "lines", "split"}
-  OUT/train.list, OUT/val.list   paths relative to OUT, one per line (for `mccom tokenize`)
+  OUT/train.list, OUT/val.list   paths relative to OUT, one per line (val in sha256 order);
+                       OUT/text/train and OUT/text/val hold the same files (for tools that
+                       take directories)
   OUT/dropped.tsv      path, reason (what was left out and why)
   OUT/stats.json       the statistics printed at the end
 The same inputs give byte-identical outputs. This file does not tokenize (that is
@@ -37,6 +39,7 @@ Usage:
   corpus.py fetch --packages packages.txt --cache CACHE
   corpus.py build --packages packages.txt --cache CACHE --out OUT [--extra-dir D ...]
   corpus.py check --out OUT [--exclude exclude.sha256]      (no benchmark file in OUT)
+  corpus.py benchlist --root BENCH_REPOS --out LIST         (validation sample of the benchmark)
   corpus.py pin   --packages packages.txt                   (print current candidate versions)
 """
 import argparse
@@ -348,6 +351,7 @@ def cmd_build(args):
                 dropped.append((cpath, reason, len(data)))
                 continue
             split = "val" if int(h[:8], 16) % 10000 < round(args.val_frac * 10000) else "train"
+            cpath = split + "/" + cpath
             kept.append({"path": "text/" + cpath, "source": label, "sha256": h,
                          "norm_sha256": hn, "bytes": len(data), "lines": text.count("\n"),
                          "split": split})
@@ -358,11 +362,13 @@ def cmd_build(args):
     with open(os.path.join(out, "manifest.jsonl"), "w") as f:
         for r in kept:
             f.write(json.dumps(r, sort_keys=True) + "\n")
-    for split in ("train", "val"):
+    for split in ("train", "val"):  # val in sha256 order: any prefix of it is a fair sample
+        rows = [r for r in kept if r["split"] == split]
+        if split == "val":
+            rows.sort(key=lambda r: r["sha256"])
         with open(os.path.join(out, split + ".list"), "w") as f:
-            for r in kept:
-                if r["split"] == split:
-                    f.write(r["path"] + "\n")
+            for r in rows:
+                f.write(r["path"] + "\n")
     with open(os.path.join(out, "dropped.tsv"), "w") as f:
         f.write("path\treason\tbytes\n")
         for p, r, b in dropped:
@@ -418,6 +424,28 @@ def cmd_check(args):
     return 1 if bad else 0
 
 
+def cmd_benchlist(args):
+    """A fixed sample of the benchmark repositories' .py files (for a validation set): files
+    in sha256-of-path order until --max-bytes."""
+    files = []
+    for name in sorted(os.listdir(args.root)):
+        base = os.path.join(args.root, name)
+        if os.path.isdir(base):
+            files += [os.path.join(name, r) for r in list_py(base)]
+    files.sort(key=lambda r: sha256(r.encode()))
+    out, total = [], 0
+    for r in files:
+        b = os.path.getsize(os.path.join(args.root, r))
+        if total + b > args.max_bytes:
+            continue
+        out.append(r)
+        total += b
+    with open(args.out, "w") as f:
+        f.writelines(r + "\n" for r in out)
+    print("benchlist: %d files, %d bytes of %d files -> %s" % (len(out), total, len(files), args.out))
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -441,6 +469,11 @@ def main(argv=None):
     p.add_argument("--max-bytes", type=int, default=150_000)
     p.add_argument("--near-dup", type=float, default=0.8)
     p.set_defaults(fn=cmd_build)
+    p = sub.add_parser("benchlist")
+    p.add_argument("--root", required=True, help="the fetch-repos.sh directory")
+    p.add_argument("--out", required=True)
+    p.add_argument("--max-bytes", type=int, default=2_000_000)
+    p.set_defaults(fn=cmd_benchlist)
     p = sub.add_parser("check")
     p.add_argument("--out", required=True)
     p.add_argument("--exclude", default=DEFAULT_EXCLUDE)

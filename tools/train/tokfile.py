@@ -16,8 +16,9 @@ byte-to-unicode strings to ids; added_tokens are the special tokens). From it th
 takes the byte length of every token (for bits/byte; special tokens count 0 bytes) and the
 ids of the end-of-text and FIM tokens.
 
-Also a toy byte-level vocabulary (ids 0-255 = bytes, then <|endoftext|>, <fim_prefix>,
-<fim_middle>, <fim_suffix>, <fim_pad>) with a matching tokenizer.json and a tokenizer that
+Also a toy byte-level vocabulary (ids 0-5 the special tokens of `mccom tokenizer train`:
+<|endoftext|> <|fim_prefix|> <|fim_middle|> <|fim_suffix|> <|fim_pad|> <|file_sep|>; ids 6-261
+the 256 bytes) with a matching tokenizer.json and a tokenizer that
 writes token files with it: for tests, and as `--byte-vocab` fallback of the factory, so the
 trainer works without the C tokenizer.
 
@@ -36,7 +37,9 @@ import numpy as np
 
 MAGIC = b"MCTOKENS"
 HEADER = 32
-SPECIALS = ["<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>"]
+# The special tokens of vocabularies trained by `mccom tokenizer train` (ids 0-5, tok.h).
+SPECIALS = ["<|endoftext|>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>",
+            "<|file_sep|>"]
 
 
 class TokenFile:
@@ -122,21 +125,30 @@ class Vocab:
                 self.byte_len[i] = len(self.pieces[i])
         self.ids = added
 
-    def id(self, name):
-        return self.ids.get(name)
+    def id(self, *names):
+        """Id of the first of names that is an added token, else None."""
+        for n in names:
+            if n in self.ids:
+                return self.ids[n]
+        return None
 
     def decode(self, ids):
         return b"".join(self.pieces[i] for i in ids)
 
 
+BYTE0 = len(SPECIALS)
+BYTE_VOCAB_SIZE = BYTE0 + 256
+BYTE_EOT = 0
+
+
 def byte_vocab_json():
     """A tokenizer.json for the toy byte vocabulary (loads in HF tokenizers as byte-level BPE)."""
     u = bytes_to_unicode()
-    vocab = {u[b]: b for b in range(256)}
+    vocab = {u[b]: BYTE0 + b for b in range(256)}
     added = []
     for k, s in enumerate(SPECIALS):
-        vocab[s] = 256 + k
-        added.append({"id": 256 + k, "content": s, "single_word": False, "lstrip": False,
+        vocab[s] = k
+        added.append({"id": k, "content": s, "single_word": False, "lstrip": False,
                       "rstrip": False, "normalized": False, "special": True})
     return {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
             "normalizer": None,
@@ -150,8 +162,6 @@ def byte_vocab_json():
                       "fuse_unk": False, "byte_fallback": False, "vocab": vocab, "merges": []}}
 
 
-BYTE_VOCAB_SIZE = 256 + len(SPECIALS)
-BYTE_EOT = 256
 
 
 def write_byte_vocab(out_dir):
@@ -166,7 +176,7 @@ def byte_tokenize(paths, out):
     docs = []
     for p in paths:
         with open(p, "rb") as f:
-            docs.append(np.frombuffer(f.read(), dtype=np.uint8))
+            docs.append(np.frombuffer(f.read(), dtype=np.uint8).astype(np.int64) + BYTE0)
     return write_token_file(out, docs, BYTE_EOT, BYTE_VOCAB_SIZE)
 
 

@@ -9,8 +9,8 @@ Data: the train token file (tokfile.py's format) is cut into documents at the se
 documents longer than n_ctx - 3 tokens are split into pieces of at most that length. Each
 epoch visits the pieces in a seeded permutation; a piece is FIM-transformed with probability
 --fim-rate (at token level: two cut points drawn uniformly over its token positions), as
-  PSM  <fim_prefix> prefix <fim_suffix> suffix <fim_middle> middle <|endoftext|>
-  SPM  <fim_prefix> <fim_suffix> suffix <fim_middle> prefix middle <|endoftext|>
+  PSM  <|fim_prefix|> prefix <|fim_suffix|> suffix <|fim_middle|> middle <|endoftext|>
+  SPM  <|fim_prefix|> <|fim_suffix|> suffix <|fim_middle|> prefix middle <|endoftext|>
 (SPM with probability --spm-rate among FIM pieces; StarCoder's SPM variant, which keeps the
 middle last so both forms train the same "continue the middle" skill), else kept as
   piece <|endoftext|>.
@@ -29,8 +29,8 @@ non-determinism of some CUDA kernels.
 
 Progress: one line per --log-every steps (step, loss, lr, tokens/s, MFU on CUDA, ETA); every
 step's loss goes to OUT/log.jsonl. Validation: nats/token and bits/byte (bytes of the
-decoded targets, from the vocabulary; special tokens count 0 bytes) on the first
---eval-tokens tokens of each --val file, without FIM, in non-overlapping windows of n_ctx.
+decoded targets, from the vocabulary; special tokens count 0 bytes) on about --eval-tokens
+tokens of each --val file (all of it, or windows of n_ctx evenly spaced over it), no FIM.
 """
 import argparse
 import json
@@ -47,7 +47,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model import PRESETS, Config, Llama  # noqa: E402
 from tokfile import TokenFile, Vocab  # noqa: E402
 
-FIM_NAMES = ("<fim_prefix>", "<fim_middle>", "<fim_suffix>")
+# FIM tokens: mccom's (Qwen2.5-Coder's) names, or StarCoder's.
+FIM_NAMES = (("<|fim_prefix|>", "<fim_prefix>"), ("<|fim_middle|>", "<fim_middle>"),
+             ("<|fim_suffix|>", "<fim_suffix>"))
 
 
 # ---------------------------------------------------------------- data
@@ -125,11 +127,18 @@ class Packer:
 
 
 def eval_windows(tf, n_ctx, max_tokens):
-    n = min(tf.n, max_tokens + 1)
-    toks = np.asarray(tf.tokens[:n], dtype=np.int64)
+    """Windows of n_ctx + 1 tokens: the whole file if it has at most max_tokens tokens, else
+    ceil(max_tokens / n_ctx) windows at evenly spaced offsets (a sample of the whole file,
+    not just its first files)."""
+    n = tf.n
+    if n <= max_tokens + 1:
+        starts = range(0, max(n - 1, 0), n_ctx)
+    else:
+        k = -(-max_tokens // n_ctx)
+        starts = np.linspace(0, n - n_ctx - 1, k).round().astype(np.int64)
     out = []
-    for s in range(0, n - 1, n_ctx):
-        w = toks[s:s + n_ctx + 1]
+    for s in starts:
+        w = np.asarray(tf.tokens[s:s + n_ctx + 1], dtype=np.int64)
         if len(w) >= 2:
             out.append(w)
     return out
@@ -233,7 +242,7 @@ def main(argv=None):
     tf = TokenFile(args.train)
     vocab = Vocab(args.vocab) if args.vocab else None
     n_vocab = max(tf.n_vocab, vocab.n_vocab if vocab else 0)
-    fim_ids = tuple(vocab.id(n) for n in FIM_NAMES) if vocab else (None, None, None)
+    fim_ids = tuple(vocab.id(*n) for n in FIM_NAMES) if vocab else (None, None, None)
     if None in fim_ids:
         if args.fim_rate > 0:
             print("train: no FIM tokens in the vocabulary: FIM disabled", flush=True)
