@@ -5,18 +5,19 @@
            --val val=corpus/val.tok --val bench=corpus/bench.tok --out runs/cpu-small \\
            --steps 2000 --batch 4 --accum 4 [--time-budget 2700] [--resume]
 
-Data: the train token file (tokfile.py's format) is cut into documents at the separator;
-documents longer than n_ctx - 3 tokens are split into pieces of at most that length. Each
-epoch visits the pieces in a seeded permutation; a piece is FIM-transformed with probability
---fim-rate (at token level: two cut points drawn uniformly over its token positions), as
+Data: the train token file (tokfile.py's format) is cut into documents at the separator.
+Each epoch visits the documents in a seeded permutation. A document is cut into pieces of at
+most n_ctx - 3 tokens (so that a FIM example fits one context); each piece is FIM-transformed
+with probability --fim-rate (at token level: two cut points drawn uniformly over its token
+positions; a character-level split needs the tokenizer in Python, which we do not have), as
   PSM  <|fim_prefix|> prefix <|fim_suffix|> suffix <|fim_middle|> middle <|endoftext|>
   SPM  <|fim_prefix|> <|fim_suffix|> suffix <|fim_middle|> prefix middle <|endoftext|>
 (SPM with probability --spm-rate among FIM pieces; StarCoder's SPM variant, which keeps the
-middle last so both forms train the same "continue the middle" skill), else kept as
-  piece <|endoftext|>.
-Pieces are packed back to back; each sequence is n_ctx + 1 tokens, and consecutive sequences
+middle last so both forms train the same "continue the middle" skill), else kept as it is;
+plain pieces of a document stay consecutive and only its last one is followed by
+<|endoftext|>. Documents are packed back to back; each sequence is n_ctx + 1 tokens, and consecutive sequences
 overlap by one token, so every token is a target once. All randomness of the data is a
-function of (seed, epoch, piece position): the data position (epoch, position, carried
+function of (seed, epoch, document position, piece): the data position (epoch, position, carried
 tokens) is a few integers, saved in checkpoints.
 
 Optimisation: AdamW (betas 0.9/0.95, weight decay on matrices only), linear warmup then
@@ -76,17 +77,10 @@ class Packer:
         self.fim_rate, self.spm_rate = fim_rate, spm_rate
         self.pre, self.mid, self.suf = fim_ids
         starts, ends = tf.doc_bounds()
-        piece = max(1, n_ctx - 3)
-        lens = ends - starts
-        keep = lens > 0
-        starts, lens = starts[keep], lens[keep]
-        counts = (lens + piece - 1) // piece
-        idx = np.repeat(np.arange(len(starts)), counts)
-        first = np.repeat(np.cumsum(counts) - counts, counts)
-        k = np.arange(len(idx)) - first
-        self.p_start = starts[idx] + k * piece
-        self.p_end = np.minimum(self.p_start + piece, (starts + lens)[idx])
-        if len(self.p_start) == 0:
+        keep = ends > starts
+        self.d_start, self.d_end = starts[keep], ends[keep]
+        self.piece = max(1, n_ctx - 3)
+        if len(self.d_start) == 0:
             raise ValueError("%s: no documents" % tf.path)
         self.epoch, self.pos, self.buf = 0, 0, np.zeros(0, dtype=np.int64)
         self._perm_epoch, self._perm = -1, None
@@ -98,31 +92,39 @@ class Packer:
         self.epoch, self.pos = s["epoch"], s["pos"]
         self.buf = np.asarray(s["buf"], dtype=np.int64)
 
-    def _piece(self):
+    def _doc(self):
+        """The next document of the epoch, FIM-transformed piece by piece."""
         if self._perm_epoch != self.epoch:
-            self._perm = np.random.default_rng([self.seed, 0, self.epoch]).permutation(len(self.p_start))
+            self._perm = np.random.default_rng([self.seed, 0, self.epoch]).permutation(len(self.d_start))
             self._perm_epoch = self.epoch
         j = self._perm[self.pos]
-        toks = np.asarray(self.tf.tokens[self.p_start[j]:self.p_end[j]], dtype=np.int64)
-        rng = np.random.default_rng([self.seed, 1, self.epoch, self.pos])
-        out = fim_transform(toks, rng, self.fim_rate, self.spm_rate, self.pre, self.mid, self.suf)
+        doc = np.asarray(self.tf.tokens[self.d_start[j]:self.d_end[j]], dtype=np.int64)
+        sep = np.array([self.tf.sep], dtype=np.int64)
+        out = []
+        for k in range(0, len(doc), self.piece):
+            toks = doc[k:k + self.piece]
+            rng = np.random.default_rng([self.seed, 1, self.epoch, self.pos, k])
+            t = fim_transform(toks, rng, self.fim_rate, self.spm_rate, self.pre, self.mid, self.suf)
+            out.append(t)
+            if t is not toks or k + self.piece >= len(doc):
+                out.append(sep)  # a FIM piece is complete; a plain one ends at the document's end
         self.pos += 1
-        if self.pos == len(self.p_start):
+        if self.pos == len(self.d_start):
             self.epoch, self.pos = self.epoch + 1, 0
-        return np.concatenate([out, np.array([self.tf.sep], dtype=np.int64)])
+        return np.concatenate(out)
 
     def next_batch(self, n_seq):
         T = self.n_ctx
         need = n_seq * T + 1
         parts, have = [self.buf], len(self.buf)
         while have < need:
-            p = self._piece()
+            p = self._doc()
             parts.append(p)
             have += len(p)
         flat = np.concatenate(parts)
         x = np.lib.stride_tricks.sliding_window_view(flat[:need], T + 1)[::T]
         self.buf = flat[n_seq * T:].copy()  # the last target becomes the next first input
-        x = torch.from_numpy(np.ascontiguousarray(x))
+        x = torch.from_numpy(np.array(x))  # a writable copy
         return x[:, :-1], x[:, 1:]
 
 
