@@ -31,8 +31,8 @@ PRESETS = {
     # tests: trains in seconds on one core
     "tiny-test": dict(n_embd=64, n_layer=2, n_head=4, n_head_kv=2, n_ff=160, n_ctx=64, tied=False),
     # the CPU-scale pair shipped in models/ (sizes picked from measured tokens/s, docs/training.md)
-    "cpu-small": dict(n_embd=192, n_layer=4, n_head=6, n_head_kv=2, n_ff=512, n_ctx=2048, tied=True),
-    "cpu-large": dict(n_embd=320, n_layer=6, n_head=10, n_head_kv=2, n_ff=864, n_ctx=2048, tied=True),
+    "cpu-small": dict(n_embd=192, n_layer=4, n_head=3, n_head_kv=1, n_ff=512, n_ctx=2048, tied=True),
+    "cpu-large": dict(n_embd=320, n_layer=6, n_head=5, n_head_kv=1, n_ff=864, n_ctx=2048, tied=True),
     # the release pair, trained on one H100 (~40M and ~180M parameters)
     "gpu-slm": dict(n_embd=512, n_layer=10, n_head=8, n_head_kv=4, n_ff=1408, n_ctx=2048, tied=True),
     "gpu-llm": dict(n_embd=1024, n_layer=14, n_head=16, n_head_kv=8, n_ff=2816, n_ctx=2048, tied=True),
