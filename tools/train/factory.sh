@@ -80,32 +80,43 @@ do_vocab() {
         need_mccom
         # The vocabulary is trained on the train split only; writes a vocabulary-only GGUF
         # and the same vocabulary as tokenizer.json.
-        "$MCCOM" tokenizer train --vocab-size "$VOCAB_SIZE" -o "$MODELS/vocab/vocab.gguf" \
+        "$MCCOM" tokenizer train --vocab "$VOCAB_SIZE" --out "$MODELS/vocab/vocab.gguf" \
             --hf "$MODELS/vocab/tokenizer.json" "$MODELS/corpus/text/train"
     fi
     mark vocab
 }
 
-tokenize_list() { # LIST ROOT OUT
+# tokenize DIR|LIST ROOT OUT: a directory is passed whole (mccom recurses into it; the train and
+# val splits are directories so that no argument list gets too long); a list file (the
+# benchmark sample) is passed as paths under ROOT.
+tokenize_to() {
+    local src=$1 root=$2 out=$3
     if [ "$BYTE_VOCAB" = 1 ]; then
-        "$PY" $T/tokfile.py byte-tokenize --list "$1" --root "$2" --out "$3"
+        if [ -d "$src" ]; then
+            (cd "$src" && find . -type f -name '*.py' | LC_ALL=C sort) > "$out.files"
+            "$PY" $T/tokfile.py byte-tokenize --list "$out.files" --root "$src" --out "$out"
+        else
+            "$PY" $T/tokfile.py byte-tokenize --list "$src" --root "$root" --out "$out"
+        fi
     else
         need_mccom
-        local root
-        root=$(realpath "$2")
-        sed "s|^|$root/|" "$1" > "$3.files"
-        "$MCCOM" tokenize -m "$MODELS/vocab/vocab.gguf" -o "$3" --files-from "$3.files"
+        if [ -d "$src" ]; then
+            "$MCCOM" tokenize --vocab "$MODELS/vocab/vocab.gguf" "$src" -o "$out"
+        else
+            sed "s|^|$root/|" "$src" | tr '\n' '\0' | \
+                xargs -0 "$MCCOM" tokenize --vocab "$MODELS/vocab/vocab.gguf" -o "$out"
+        fi
     fi
-    "$PY" $T/tokfile.py info "$3"
+    "$PY" $T/tokfile.py info "$out"
 }
 
 do_tokenize() {
     done_ tokenize && { say "tokenize: done"; return; }
     mkdir -p "$MODELS/tok"
-    tokenize_list "$MODELS/corpus/train.list" "$MODELS/corpus" "$MODELS/tok/train.tok"
-    tokenize_list "$MODELS/corpus/val.list" "$MODELS/corpus" "$MODELS/tok/val.tok"
+    tokenize_to "$MODELS/corpus/text/train" "" "$MODELS/tok/train.tok"
+    tokenize_to "$MODELS/corpus/text/val" "" "$MODELS/tok/val.tok"
     if [ -f "$MODELS/corpus/bench.list" ]; then
-        tokenize_list "$MODELS/corpus/bench.list" "$MODELS/bench-repos" "$MODELS/tok/bench.tok"
+        tokenize_to "$MODELS/corpus/bench.list" "$MODELS/bench-repos" "$MODELS/tok/bench.tok"
     fi
     mark tokenize
 }

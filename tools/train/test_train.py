@@ -447,6 +447,44 @@ class Corpus(Base):
         self.assertGreater(len(pkgs), 50)
 
 
+class Factory(Base):
+    """factory.sh, steps corpus .. export, with the Python byte vocabulary (no C needed)."""
+
+    def test_steps_run_and_resume_by_stamps(self):
+        import subprocess
+        tree = os.path.join(self.tmp, "tree")
+        for k in range(12):
+            p = os.path.join(tree, "pkg", "m%d.py" % k)
+            os.makedirs(os.path.dirname(p), exist_ok=True)
+            with open(p, "w") as f:
+                f.write(synthetic_source(random.Random(k), 60))
+        models = os.path.join(self.tmp, "models")
+        env = dict(os.environ, MODELS=models, PACKAGES="", BYTE_VOCAB="1", NO_BENCH="1",
+                   SHARED=corpus.DEFAULT_SHARED, PY=sys.executable, OMP_NUM_THREADS="1",
+                   CORPUS_ARGS="--extra-dir %s --val-frac 0.2" % tree,
+                   TRAIN_ARGS="--steps 3 --batch 1 --warmup 1 --threads 1 --eval-tokens 256")
+        root = os.path.join(HERE, "..", "..")
+
+        def run(*a):
+            r = subprocess.run([os.path.join(HERE, "factory.sh")] + list(a), cwd=root, env=env,
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stdout[-2000:] + r.stderr[-2000:])
+            return r.stdout + r.stderr
+
+        for step in ("corpus", "vocab", "tokenize"):
+            run(step)
+        run("train", "tiny-test")
+        run("export", "tiny-test")
+        self.assertIn("train tiny-test: done", run("train", "tiny-test"))
+        self.assertEqual(run("status").split(),
+                         ["corpus", "export-tiny-test", "tokenize", "train-tiny-test", "vocab"])
+        hf = os.path.join(models, "hf", "tiny-test")
+        for f in ("config.json", "model.safetensors", "tokenizer.json"):
+            self.assertTrue(os.path.exists(os.path.join(hf, f)), f)
+        with open(os.path.join(models, "runs", "tiny-test", "final.json")) as f:
+            self.assertIn("val", json.load(f)["eval"])
+
+
 class NoLeak(unittest.TestCase):
     """No benchmark file in the built corpus: recomputes both hashes of every corpus file."""
 
