@@ -245,6 +245,37 @@ class Model(unittest.TestCase):
         self.assertTrue(120e6 <= n["gpu-llm"] <= 250e6, n)
         self.assertGreaterEqual(n["gpu-llm"], 4 * n["gpu-slm"])
 
+    def test_rope_permutation_contract(self):
+        """The q/k row permutation of docs/training.md turns our (HF rotate-half) RoPE into
+        llama.cpp's adjacent-pair RoPE: attention scores are identical."""
+        from model import apply_rope, rope_cache
+        torch.manual_seed(0)
+        n_head, hd, n_embd, T = 2, 8, 16, 5
+        wq, wk = torch.randn(n_head * hd, n_embd), torch.randn(n_head * hd, n_embd)
+        x = torch.randn(T, n_embd)
+
+        def perm(w):
+            return w.reshape(n_head, 2, hd // 2, n_embd).transpose(1, 2).reshape(w.shape)
+
+        def heads(y):
+            return y.view(T, n_head, hd).transpose(0, 1)  # (H, T, D)
+
+        cos, sin = rope_cache(hd, T, 10000.0, "cpu")
+        qa, ka = apply_rope(heads(x @ wq.T), cos, sin), apply_rope(heads(x @ wk.T), cos, sin)
+
+        def rope_adjacent(y):  # llama.cpp LLAMA rope: pairs (2i, 2i+1), frequency i
+            inv = 1.0 / (10000.0 ** (torch.arange(0, hd, 2).float() / hd))
+            ang = torch.arange(T).float()[:, None] * inv[None, :]
+            c, s_ = ang.cos(), ang.sin()
+            y0, y1 = y[..., 0::2], y[..., 1::2]
+            return torch.stack([y0 * c - y1 * s_, y0 * s_ + y1 * c], dim=-1).flatten(-2)
+
+        qb, kb = rope_adjacent(heads(x @ perm(wq).T)), rope_adjacent(heads(x @ perm(wk).T))
+        self.assertTrue(torch.allclose(qa @ ka.transpose(1, 2), qb @ kb.transpose(1, 2), atol=1e-4))
+        self.assertFalse(torch.allclose(qa @ ka.transpose(1, 2),
+                                        rope_adjacent(heads(x @ wq.T)) @ rope_adjacent(heads(x @ wk.T)).transpose(1, 2),
+                                        atol=1e-4))
+
     def test_causal(self):
         torch.manual_seed(0)
         m = Llama(Config.preset("tiny-test", 50)).eval()
