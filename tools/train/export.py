@@ -34,6 +34,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model import Config, Llama  # noqa: E402
 from tokfile import Vocab  # noqa: E402
+from train import load_ckpt  # noqa: E402
 
 ST_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16"}
 ST_TORCH = {v: k for k, v in ST_DTYPES.items()}
@@ -135,7 +136,7 @@ def load_hf_dir(path):
 
 
 def export(ckpt_path, vocab_path, out, dtype="f32"):
-    ck = torch.load(ckpt_path, map_location="cpu")
+    ck = load_ckpt(ckpt_path)
     cfg = Config.from_dict(ck["config"])
     vocab = Vocab(vocab_path)
     if vocab.n_vocab > cfg.n_vocab:

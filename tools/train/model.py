@@ -170,7 +170,11 @@ class Llama(nn.Module):
         for name, p in self.named_parameters():  # GPT-2 style scaled residual projections
             if name.endswith("o_proj.weight") or name.endswith("down_proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * c.n_layer))
-        self._rope = None
+        # rotary tables for the training context: buffers (not saved), so .to(device) moves
+        # them and torch.compile sees constants; longer inputs compute theirs on the fly
+        cos, sin = rope_cache(c.head_dim, c.n_ctx, c.rope_theta, "cpu")
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
 
     @staticmethod
     def _init(m):
@@ -178,10 +182,9 @@ class Llama(nn.Module):
             nn.init.normal_(m.weight, mean=0.0, std=0.02)
 
     def rope(self, T, device):
-        if self._rope is None or self._rope[0].shape[0] < T or self._rope[0].device != device:
-            self._rope = rope_cache(self.config.head_dim, max(T, self.config.n_ctx),
-                                    self.config.rope_theta, device)
-        return self._rope[0][:T], self._rope[1][:T]
+        if T <= self.rope_cos.shape[0]:
+            return self.rope_cos[:T], self.rope_sin[:T]
+        return rope_cache(self.config.head_dim, T, self.config.rope_theta, device)
 
     def forward(self, idx, targets=None, reduction="mean"):
         """idx (B, T) -> logits (B, T, V) if targets is None, else (loss, None)."""

@@ -207,8 +207,8 @@ class Resume(Base):
         self.assertEqual(len(la), 12)
         self.assertEqual(la, lb)  # bit-identical floats
         self.assertLess(la[-1][1], la[0][1])
-        wa = torch.load(os.path.join(a, "ckpt.pt"))["model"]
-        wb = torch.load(os.path.join(b, "ckpt.pt"))["model"]
+        wa = train.load_ckpt(os.path.join(a, "ckpt.pt"))["model"]
+        wb = train.load_ckpt(os.path.join(b, "ckpt.pt"))["model"]
         for k in wa:
             self.assertTrue(torch.equal(wa[k], wb[k]), k)
 
@@ -297,7 +297,7 @@ class Export(Base):
                            "--batch", "1", "--warmup", "1", "--out", out])
         ck = os.path.join(out, "ckpt.pt")
         if tied:  # the tiny preset is untied; make a tied checkpoint by hand
-            d = torch.load(ck)
+            d = train.load_ckpt(ck)
             d["config"]["tied"] = True
             d["model"]["lm_head.weight"] = d["model"]["model.embed_tokens.weight"]
             torch.save(d, ck)
@@ -312,7 +312,7 @@ class Export(Base):
             self.assertTrue(os.path.exists(os.path.join(hf, f)), f)
         with open(os.path.join(hf, "config.json")) as f:
             cj = json.load(f)
-        d = torch.load(ck)
+        d = train.load_ckpt(ck)
         cfg = Config.from_dict(d["config"])
         self.assertEqual(cj["architectures"], ["LlamaForCausalLM"])
         self.assertEqual(export.config_from_hf(cj).to_dict(), cfg.to_dict())

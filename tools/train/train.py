@@ -225,6 +225,14 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
+def load_ckpt(path):
+    """A checkpoint of save_ckpt (full pickle: PyTorch >= 2.6 defaults to weights only)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except TypeError:  # PyTorch without the argument
+        return torch.load(path, map_location="cpu")
+
+
 def save_ckpt(path, obj):
     tmp = path + ".tmp"
     torch.save(obj, tmp)
@@ -252,7 +260,7 @@ def main(argv=None):
 
     ck = None
     if args.resume and os.path.exists(ckpt_path):
-        ck = torch.load(ckpt_path, map_location="cpu")
+        ck = load_ckpt(ckpt_path)
         cfg = Config.from_dict(ck["config"])
         args.steps = ck["steps"]
     else:
