@@ -20,6 +20,7 @@ void mc_cli_error(const char *what, const mc_err *err);
 
 /* Subcommands (src/cli/cmd_*.c). */
 int mc_cmd_info(int argc, char **argv);
+int mc_cmd_generate(int argc, char **argv);
 int mc_cmd_convert(int argc, char **argv);
 int mc_cmd_quantize(int argc, char **argv);
 int mc_cmd_tokenize(int argc, char **argv);

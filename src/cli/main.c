@@ -6,6 +6,7 @@
 static int mc_cmd_version(int argc, char **argv);
 
 static const struct mc_cmd commands[] = {
+    {"generate", mc_cmd_generate, "generate text from a prompt with a GGUF model"},
     {"info", mc_cmd_info, "print a GGUF file's metadata and tensor table"},
     {"convert", mc_cmd_convert, "convert a llama2.c checkpoint to GGUF"},
     {"quantize", mc_cmd_quantize, "re-quantize a GGUF model (q8_0, q4_0, f16, bf16, f32)"},
