@@ -61,6 +61,8 @@ mc_ctx_params mc_ctx_params_default(void);
 int mc_ctx_new(mc_model *m, const mc_ctx_params *p, mc_ctx **out, mc_err *err);
 void mc_ctx_free(mc_ctx *c);
 int mc_ctx_n_ctx(const mc_ctx *c);
+/* The model a context runs. */
+const mc_model *mc_ctx_model(const mc_ctx *c);
 
 /* Append n tokens at positions n_past .. n_past+n-1 (n_past = tokens already
  * cached) and run them through the model in batches. If all_logits, logits

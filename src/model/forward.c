@@ -164,6 +164,7 @@ void mc_ctx_free(mc_ctx *c) {
 }
 
 int mc_ctx_n_ctx(const mc_ctx *c) { return c->n_ctx; }
+const mc_model *mc_ctx_model(const mc_ctx *c) { return c->m; }
 int mc_ctx_n_past(const mc_ctx *c) { return c->n_past; }
 const int32_t *mc_ctx_tokens(const mc_ctx *c) { return c->tokens; }
 
