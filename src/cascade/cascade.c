@@ -1,0 +1,652 @@
+/* src/cascade/cascade.c — the request path: the small model's line with
+ * confidence routing, escalation with iterative retrieval and two-stage
+ * speculative decoding, and the large-model-only baselines.
+ *
+ * The contract is in include/mccom/cascade.h; the session state machine is in
+ * session.c, prompts in prompt.c. This file never sleeps, retries or touches
+ * the network itself: the LLM tier (llm.h) does. */
+#include "cascade_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const path_names[] = {"slm", "confidence", "rejection", "llm"};
+
+const char *mc_cascade_path_name(int path) {
+    if (path < 0 || path >= (int)MC_ARRAY_LEN(path_names))
+        return "unknown";
+    return path_names[path];
+}
+
+mc_cascade_params mc_cascade_params_default(void) {
+    mc_cascade_params p;
+    memset(&p, 0, sizeof p);
+    p.tau = 0.5f;
+    p.n_conf = 3;
+    p.routing = true;
+    p.speculative = true;
+    p.iterative = true;
+    p.retrieval = true;
+    p.draft_k = 4;
+    p.max_line_tokens = 48;
+    p.retr_tokens = 1000;
+    p.retr_k = 10;
+    p.retr_query_lines = 20;
+    p.sim = MC_RETR_JACCARD;
+    p.heal = true;
+    return p;
+}
+
+static int check_params(const mc_cascade_params *p, mc_err *err) {
+    if (!(p->tau >= 0.0f && p->tau <= 1.0f) || p->n_conf < 1 || p->draft_k < 1 ||
+        p->draft_k > 64 || p->max_line_tokens < 1 || p->max_line_tokens > 1024 ||
+        p->slm_prompt_tokens < 0 || p->llm_prompt_tokens < 0 || p->retr_tokens < 0 ||
+        p->retr_k < 1 || p->retr_query_lines < 1 ||
+        (p->sim != MC_RETR_JACCARD && p->sim != MC_RETR_BM25))
+        return mc_err_set(err, MC_EINVAL, -1,
+                          "bad cascade parameters (tau %g in [0,1], n_conf %d >= 1, draft_k %d in 1..64, "
+                          "max_line_tokens %d in 1..1024, budgets >= 0, retr_k %d >= 1)",
+                          (double)p->tau, p->n_conf, p->draft_k, p->max_line_tokens, p->retr_k);
+    return 0;
+}
+
+void mc_suggestion_fini(mc_suggestion *s) {
+    if (!s)
+        return;
+    free(s->text);
+    free(s->slm_ids);
+    free(s->slm_text);
+    memset(s, 0, sizeof *s);
+}
+
+int mc_cascade_new(const mc_cascade_params *p, mc_model *slm, const mc_tok *tok, mc_llm *llm,
+                   mc_retr_index *ix, const mc_ctx_params *slm_ctx, mc_cascade **out,
+                   mc_err *err) {
+    *out = NULL;
+    mc_cascade_params dp = mc_cascade_params_default();
+    if (!p)
+        p = &dp;
+    if (!slm || !tok)
+        return mc_err_set(err, MC_EINVAL, -1, "the cascade needs a small model and its tokenizer");
+    int rc = check_params(p, err);
+    if (rc != 0)
+        return rc;
+    mc_cascade *c = calloc(1, sizeof *c);
+    if (!c)
+        return mc_err_set(err, MC_ENOMEM, -1, "out of memory");
+    mc_ctx_params cp = slm_ctx ? *slm_ctx : mc_ctx_params_default();
+    rc = mc_ctx_new(slm, &cp, &c->slm_ctx, err);
+    if (rc != 0) {
+        free(c);
+        return rc;
+    }
+    c->p = *p;
+    c->slm = slm;
+    c->tok = tok;
+    c->llm = llm;
+    c->ix = ix;
+    c->next_id = 1;
+    *out = c;
+    return 0;
+}
+
+void mc_cascade_free(mc_cascade *c) {
+    if (!c)
+        return;
+    mc_ctx_free(c->slm_ctx);
+    free(c->last_prompt);
+    free(c);
+}
+
+int mc_cascade_set_params(mc_cascade *c, const mc_cascade_params *p, mc_err *err) {
+    int rc = check_params(p, err);
+    if (rc == 0)
+        c->p = *p;
+    return rc;
+}
+
+const mc_cascade_params *mc_cascade_get_params(const mc_cascade *c) { return &c->p; }
+void mc_cascade_set_llm(mc_cascade *c, mc_llm *llm) { c->llm = llm; }
+void mc_cascade_set_index(mc_cascade *c, mc_retr_index *ix) { c->ix = ix; }
+
+static int slm_budget(const mc_cascade *c) {
+    if (c->p.slm_prompt_tokens > 0)
+        return MC_MIN(c->p.slm_prompt_tokens, mc_ctx_n_ctx(c->slm_ctx) - c->p.max_line_tokens);
+    return mc_ctx_n_ctx(c->slm_ctx) - c->p.max_line_tokens;
+}
+
+static int llm_budget(const mc_cascade *c) {
+    return c->p.llm_prompt_tokens > 0 ? c->p.llm_prompt_tokens : slm_budget(c);
+}
+
+static bool canceled(const volatile int *cancel) { return cancel && *cancel; }
+
+static int check_doc(const mc_cascade_doc *d, mc_err *err) {
+    if (!d || (!d->text && d->len > 0) || d->cursor > d->len)
+        return mc_err_set(err, MC_EINVAL, -1, "bad document (cursor %zu beyond %zu bytes)",
+                          d ? d->cursor : 0, d ? d->len : 0);
+    return 0;
+}
+
+/* The line text of token ids, as gen.h defines text: the healed bytes
+ * skipped, cut before the first newline. */
+static int ids_to_line(const mc_tok *tok, const int32_t *ids, int n, size_t heal_len, char **out,
+                       size_t *out_len) {
+    size_t cap = 256, len = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return MC_ENOMEM;
+    size_t skip = heal_len;
+    for (int i = 0; i < n; i++) {
+        if (mc_tok_is_eog(tok, ids[i]))
+            break;
+        char piece[512];
+        int pl = mc_tok_decode_piece(tok, ids[i], 0, piece, sizeof piece);
+        if (pl < 0) {
+            free(buf);
+            return pl;
+        }
+        if ((size_t)pl > sizeof piece)
+            pl = (int)sizeof piece;
+        size_t off = 0;
+        if (skip > 0) {
+            off = MC_MIN(skip, (size_t)pl);
+            skip -= off;
+        }
+        const char *src = piece + off;
+        size_t sl = (size_t)pl - off;
+        const char *nl = memchr(src, '\n', sl);
+        if (nl)
+            sl = (size_t)(nl - src);
+        if (len + sl + 1 > cap) {
+            while (len + sl + 1 > cap)
+                cap *= 2;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                return MC_ENOMEM;
+            }
+            buf = nb;
+        }
+        memcpy(buf + len, src, sl);
+        len += sl;
+        if (nl)
+            break;
+    }
+    buf[len] = '\0';
+    *out = buf;
+    *out_len = len;
+    return 0;
+}
+
+static float confidence_of(const mc_gen_result *g, int n_conf) {
+    int n = MC_MIN(n_conf, g->n);
+    if (n <= 0)
+        return 0.0f;
+    double s = 0.0;
+    for (int i = 0; i < n; i++)
+        s += exp((double)g->toks[i].logprob);
+    return (float)(s / n);
+}
+
+static char *dup_bytes(const char *s, size_t n) {
+    char *d = malloc(n + 1);
+    if (d) {
+        if (n)
+            memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+/* The text of the cursor's line before the cursor. */
+static void line_before_cursor(const mc_cascade_doc *d, const char **s, size_t *n) {
+    size_t b = d->cursor;
+    while (b > 0 && d->text[b - 1] != '\n')
+        b--;
+    *s = d->text + b;
+    *n = d->cursor - b;
+}
+
+/* Remember the SLM prompt of suggestion `id` for stage-2 drafting. */
+static int remember_prompt(mc_cascade *c, uint64_t id, const mc__prompt *pr) {
+    int32_t *np = realloc(c->last_prompt, (size_t)pr->n * sizeof *np);
+    if (!np)
+        return MC_ENOMEM;
+    memcpy(np, pr->ids, (size_t)pr->n * sizeof *np);
+    c->last_prompt = np;
+    c->n_last_prompt = pr->n;
+    c->last_id = id;
+    return 0;
+}
+
+/* The SLM's line: prompt (round-1 retrieval) and greedy generation. */
+static int run_slm(mc_cascade *c, const mc_cascade_doc *d, const volatile int *cancel,
+                   mc_suggestion *out, mc_err *err) {
+    mc__prompt pr;
+    int rc = mc__prompt_build(c, d, slm_budget(c), 1, NULL, 0, &pr, err);
+    if (rc != 0)
+        return rc;
+    out->st.ms_retr1 = pr.ms_retr;
+    out->st.retr1_windows = pr.n_windows;
+    out->st.slm_prompt_tokens = pr.n;
+    double t0 = mc_time_s();
+    mc_gen_params gp = mc_gen_params_default();
+    gp.max_new = c->p.max_line_tokens;
+    gp.stop_newline = true;
+    gp.heal = pr.heal_len ? pr.heal : NULL;
+    gp.heal_len = pr.heal_len;
+    gp.cancel = cancel;
+    mc_gen_result g;
+    rc = mc_gen_run(c->slm_ctx, c->tok, pr.ids, pr.n, NULL, 0, &gp, &g, err);
+    out->st.ms_slm = (mc_time_s() - t0) * 1e3;
+    if (rc != 0) {
+        mc__prompt_fini(&pr);
+        return rc;
+    }
+    if (g.stop == MC_GEN_CANCELED) {
+        mc_gen_result_fini(&g);
+        mc__prompt_fini(&pr);
+        return mc_err_set(err, MC_ECANCELED, -1, "canceled");
+    }
+    out->id = c->next_id++;
+    rc = remember_prompt(c, out->id, &pr);
+    mc__prompt_fini(&pr);
+    out->st.slm_reused = g.n_reused;
+    out->st.slm_tokens = g.n;
+    out->confidence = confidence_of(&g, c->p.n_conf);
+    out->source = 0;
+    out->path = MC_PATH_SLM;
+    out->text = dup_bytes(g.text, g.text_len);
+    out->slm_text = dup_bytes(g.text, g.text_len);
+    out->len = g.text_len;
+    out->n_slm_ids = g.n;
+    out->slm_ids = malloc((size_t)(g.n > 0 ? g.n : 1) * sizeof(int32_t));
+    if (rc != 0 || !out->text || !out->slm_text || !out->slm_ids) {
+        mc_gen_result_fini(&g);
+        return mc_err_set(err, MC_ENOMEM, -1, "out of memory");
+    }
+    for (int i = 0; i < g.n; i++)
+        out->slm_ids[i] = g.toks[i].id;
+    mc_gen_result_fini(&g);
+    return 0;
+}
+
+static void add_llm_stats(mc_cascade_stats *st, const mc_llm_result *r) {
+    st->llm_calls++;
+    st->ms_llm_server += r->ms_server;
+    st->bytes_sent += r->bytes_sent;
+    st->bytes_received += r->bytes_received;
+    if (!r->verified)
+        st->unverified = true;
+}
+
+/* Append src[0..n) to a growable id array. */
+static int ids_append(int32_t **a, int *n, int *cap, const int32_t *src, int m) {
+    if (*n + m > *cap) {
+        int nc = *cap ? *cap : 64;
+        while (nc < *n + m)
+            nc *= 2;
+        int32_t *na = realloc(*a, (size_t)nc * sizeof *na);
+        if (!na)
+            return MC_ENOMEM;
+        *a = na;
+        *cap = nc;
+    }
+    memcpy(*a + *n, src, (size_t)m * sizeof *src);
+    *n += m;
+    return 0;
+}
+
+/* Bytes of heal not yet covered by the tokens so far. */
+static size_t heal_left_after(const mc_tok *tok, const int32_t *ids, int n, size_t heal_len) {
+    size_t got = 0;
+    for (int i = 0; i < n && got < heal_len; i++) {
+        int pl = mc_tok_decode_piece(tok, ids[i], 0, NULL, 0);
+        if (pl > 0)
+            got += (size_t)pl;
+    }
+    return got >= heal_len ? 0 : heal_len - got;
+}
+
+/* The LLM's line for prompt `lp`: stage 1 verifies `draft` (may be empty),
+ * stage 2 lets the SLM draft after what the LLM has (when slm_prompt is
+ * given), until the line ends. Fills out->text and stats. */
+static int run_llm(mc_cascade *c, const mc__prompt *lp, const int32_t *draft, int n_draft,
+                   const int32_t *slm_prompt, int n_slm_prompt, size_t slm_heal_len,
+                   const volatile int *cancel, mc_suggestion *out, mc_err *err) {
+    const int max_line = c->p.max_line_tokens;
+    const bool spec = c->p.speculative && draft != NULL;
+    int32_t *acc = NULL; /* the LLM's tokens after its prompt */
+    int n_acc = 0, cap_acc = 0;
+    int32_t *buf = NULL; /* prompt ⊕ acc, for follow-up calls */
+    int n_buf = 0, cap_buf = 0;
+    int32_t *hold = NULL; /* the stage-2 draft of the next call */
+    char *text = NULL;
+    size_t text_len = 0;
+    bool have_text = false, done = false;
+    int rc = 0;
+    double t0 = mc_time_s();
+
+    mc_llm_request rq;
+    memset(&rq, 0, sizeof rq);
+    rq.stop_newline = true;
+    rq.files = (const char *const *)lp->files;
+    rq.n_files = lp->n_files;
+    rq.cancel = cancel;
+    rq.heal = lp->heal_len ? lp->heal : NULL;
+    rq.heal_len = lp->heal_len;
+    rq.prompt = lp->ids;
+    rq.n_prompt = lp->n;
+    if (spec) {
+        rq.draft = draft;
+        rq.n_draft = MC_MIN(n_draft, max_line);
+        rq.max_new = 1;
+        out->st.draft_tokens += rq.n_draft;
+    } else {
+        rq.max_new = max_line;
+    }
+    out->st.llm_prompt_tokens = lp->n;
+    for (int round = 0; !done; round++) {
+        if (canceled(cancel)) {
+            rc = mc_err_set(err, MC_ECANCELED, -1, "canceled");
+            goto out;
+        }
+        mc_llm_result r;
+        rc = mc_llm_generate(c->llm, &rq, &r, err);
+        free(hold); /* the call is over: its draft is no longer needed */
+        hold = NULL;
+        rq.draft = NULL;
+        if (rc != 0)
+            goto out;
+        add_llm_stats(&out->st, &r);
+        out->st.draft_accepted += r.gen.n_accepted;
+        if (round == 0)
+            out->st.stage1_accepted = r.gen.n_accepted;
+        if (!r.verified || r.gen.n == 0) {
+            /* a backend that only returns text: its line is the answer */
+            free(text);
+            text = dup_bytes(r.gen.text ? r.gen.text : "", r.gen.text ? r.gen.text_len : 0);
+            text_len = r.gen.text ? r.gen.text_len : 0;
+            have_text = true;
+            out->st.llm_tokens += r.gen.n;
+            mc_llm_result_fini(&r);
+            if (!text) {
+                rc = mc_err_set(err, MC_ENOMEM, -1, "out of memory");
+                goto out;
+            }
+            break;
+        }
+        for (int i = 0; i < r.gen.n; i++) {
+            if (ids_append(&acc, &n_acc, &cap_acc, &r.gen.toks[i].id, 1) != 0) {
+                mc_llm_result_fini(&r);
+                rc = mc_err_set(err, MC_ENOMEM, -1, "out of memory");
+                goto out;
+            }
+        }
+        int stop = r.gen.stop;
+        mc_llm_result_fini(&r);
+        done = stop != MC_GEN_LENGTH || n_acc >= max_line || !spec;
+        if (done)
+            break;
+        /* stage 2: the SLM drafts draft_k tokens after the LLM's tokens */
+        int32_t *sdraft = NULL;
+        int n_sdraft = 0;
+        if (slm_prompt) {
+            int32_t *sp = malloc((size_t)(n_slm_prompt + n_acc) * sizeof *sp);
+            if (!sp) {
+                rc = mc_err_set(err, MC_ENOMEM, -1, "out of memory");
+                goto out;
+            }
+            memcpy(sp, slm_prompt, (size_t)n_slm_prompt * sizeof *sp);
+            memcpy(sp + n_slm_prompt, acc, (size_t)n_acc * sizeof *sp);
+            size_t hl = heal_left_after(c->tok, acc, n_acc, slm_heal_len);
+            mc_gen_params gp = mc_gen_params_default();
+            gp.max_new = MC_MIN(c->p.draft_k, max_line - n_acc);
+            gp.stop_newline = true;
+            gp.heal = hl ? lp->heal + (lp->heal_len - hl) : NULL;
+            gp.heal_len = hl;
+            gp.cancel = cancel;
+            mc_gen_result g;
+            rc = mc_gen_run(c->slm_ctx, c->tok, sp, n_slm_prompt + n_acc, NULL, 0, &gp, &g, err);
+            free(sp);
+            if (rc != 0)
+                goto out;
+            n_sdraft = g.n;
+            sdraft = malloc((size_t)(g.n > 0 ? g.n : 1) * sizeof *sdraft);
+            if (!sdraft) {
+                mc_gen_result_fini(&g);
+                rc = mc_err_set(err, MC_ENOMEM, -1, "out of memory");
+                goto out;
+            }
+            for (int i = 0; i < g.n; i++)
+                sdraft[i] = g.toks[i].id;
+            mc_gen_result_fini(&g);
+        }
+        n_buf = 0;
+        if (ids_append(&buf, &n_buf, &cap_buf, lp->ids, lp->n) != 0 ||
+            ids_append(&buf, &n_buf, &cap_buf, acc, n_acc) != 0) {
+            free(sdraft);
+            rc = mc_err_set(err, MC_ENOMEM, -1, "out of memory");
+            goto out;
+        }
+        rq.prompt = buf;
+        rq.n_prompt = n_buf;
+        /* the healed bytes the LLM's tokens have not yet covered */
+        size_t hl = heal_left_after(c->tok, acc, n_acc, lp->heal_len);
+        rq.heal = hl ? lp->heal + (lp->heal_len - hl) : NULL;
+        rq.heal_len = hl;
+        hold = sdraft;
+        rq.draft = sdraft;
+        rq.n_draft = n_sdraft;
+        rq.max_new = n_sdraft > 0 ? 1 : max_line - n_acc;
+        out->st.draft_tokens += n_sdraft;
+        out->st.stage2_rounds++;
+    }
+    if (!have_text) {
+        rc = ids_to_line(c->tok, acc, n_acc, lp->heal_len, &text, &text_len);
+        if (rc != 0) {
+            rc = mc_err_set(err, rc, -1, "decoding the large model's tokens failed");
+            goto out;
+        }
+    }
+    out->st.llm_tokens += n_acc;
+    free(out->text);
+    out->text = text;
+    out->len = text_len;
+    text = NULL;
+out:
+    out->st.ms_llm += (mc_time_s() - t0) * 1e3;
+    free(hold);
+    free(text);
+    free(acc);
+    free(buf);
+    return rc;
+}
+
+int mc_cascade_escalate(mc_cascade *c, const mc_cascade_doc *d, const mc_suggestion *prev,
+                        int path, const volatile int *cancel, mc_suggestion *out, mc_err *err) {
+    memset(out, 0, sizeof *out);
+    int rc = check_doc(d, err);
+    if (rc != 0)
+        return rc;
+    if (!prev || !prev->slm_text)
+        return mc_err_set(err, MC_EINVAL, -1, "escalation needs the small model's suggestion");
+    if (!c->llm)
+        return mc_err_set(err, MC_EUNSUPPORTED, -1, "no large model is configured");
+    if (!mc_llm_available(c->llm))
+        return mc_err_set(err, MC_ENET, -1, "the large model is unavailable (circuit breaker open)");
+    double t0 = mc_time_s();
+    /* round 2: the query gets the completed line (typed part + SLM's rest) */
+    const char *lb;
+    size_t lbn;
+    line_before_cursor(d, &lb, &lbn);
+    size_t sl = strlen(prev->slm_text);
+    char *line = malloc(lbn + sl + 1);
+    if (!line)
+        return mc_err_set(err, MC_ENOMEM, -1, "out of memory");
+    memcpy(line, lb, lbn);
+    memcpy(line + lbn, prev->slm_text, sl);
+    line[lbn + sl] = '\0';
+    mc__prompt lp;
+    int round = c->p.iterative ? 2 : 1;
+    rc = mc__prompt_build(c, d, llm_budget(c), round, line, lbn + sl, &lp, err);
+    free(line);
+    if (rc != 0)
+        return rc;
+    out->st.ms_retr2 = lp.ms_retr;
+    out->st.retr2_windows = lp.n_windows;
+    /* the SLM prompt for stage 2: remembered from the suggestion, or rebuilt */
+    mc__prompt sp;
+    memset(&sp, 0, sizeof sp);
+    const int32_t *slm_prompt = NULL;
+    int n_slm_prompt = 0;
+    if (c->p.speculative) {
+        if (c->last_id == prev->id && c->last_prompt) {
+            slm_prompt = c->last_prompt;
+            n_slm_prompt = c->n_last_prompt;
+        } else {
+            rc = mc__prompt_build(c, d, slm_budget(c), 1, NULL, 0, &sp, err);
+            if (rc != 0) {
+                mc__prompt_fini(&lp);
+                return rc;
+            }
+            slm_prompt = sp.ids;
+            n_slm_prompt = sp.n;
+        }
+    }
+    /* Healing is a property of the text's end, so both prompts heal the same bytes. */
+    rc = run_llm(c, &lp, c->p.speculative ? prev->slm_ids : NULL,
+                 c->p.speculative ? prev->n_slm_ids : 0, slm_prompt, n_slm_prompt, lp.heal_len,
+                 cancel, out, err);
+    mc__prompt_fini(&lp);
+    mc__prompt_fini(&sp);
+    if (rc != 0) {
+        mc_suggestion_fini(out);
+        return rc;
+    }
+    out->id = c->next_id++;
+    out->source = 1;
+    out->path = path;
+    out->confidence = prev->confidence;
+    out->slm_text = dup_bytes(prev->slm_text, strlen(prev->slm_text));
+    if (!out->slm_text) {
+        mc_suggestion_fini(out);
+        return mc_err_set(err, MC_ENOMEM, -1, "out of memory");
+    }
+    out->st.ms_total = (mc_time_s() - t0) * 1e3;
+    return 0;
+}
+
+int mc_cascade_suggest(mc_cascade *c, const mc_cascade_doc *d, const volatile int *cancel,
+                       mc_suggestion *out, mc_err *err) {
+    memset(out, 0, sizeof *out);
+    int rc = check_doc(d, err);
+    if (rc != 0)
+        return rc;
+    double t0 = mc_time_s();
+    rc = run_slm(c, d, cancel, out, err);
+    if (rc != 0) {
+        mc_suggestion_fini(out);
+        return rc;
+    }
+    out->st.ms_total = (mc_time_s() - t0) * 1e3;
+    if (!c->p.routing || !c->llm || out->confidence >= c->p.tau)
+        return 0;
+    /* confidence routing: a hopeless line goes to the LLM at once */
+    mc_suggestion up;
+    mc_err e2;
+    rc = mc_cascade_escalate(c, d, out, MC_PATH_CONFIDENCE, cancel, &up, &e2);
+    if (rc == MC_ECANCELED) {
+        mc_suggestion_fini(out);
+        if (err)
+            *err = e2;
+        return rc;
+    }
+    if (rc != 0) { /* the local answer stands */
+        out->st.llm_failed = true;
+        out->st.ms_total = (mc_time_s() - t0) * 1e3;
+        return 0;
+    }
+    /* the escalated suggestion, with the SLM's part of the account */
+    mc_cascade_stats s = out->st;
+    s.ms_retr2 = up.st.ms_retr2;
+    s.retr2_windows = up.st.retr2_windows;
+    s.ms_llm = up.st.ms_llm;
+    s.ms_llm_server = up.st.ms_llm_server;
+    s.llm_calls = up.st.llm_calls;
+    s.llm_prompt_tokens = up.st.llm_prompt_tokens;
+    s.llm_tokens = up.st.llm_tokens;
+    s.draft_tokens = up.st.draft_tokens;
+    s.draft_accepted = up.st.draft_accepted;
+    s.stage1_accepted = up.st.stage1_accepted;
+    s.stage2_rounds = up.st.stage2_rounds;
+    s.unverified = up.st.unverified;
+    s.bytes_sent = up.st.bytes_sent;
+    s.bytes_received = up.st.bytes_received;
+    s.ms_total = (mc_time_s() - t0) * 1e3;
+    free(out->text);
+    out->text = up.text;
+    out->len = up.len;
+    up.text = NULL;
+    out->source = 1;
+    out->path = MC_PATH_CONFIDENCE;
+    out->st = s;
+    mc_suggestion_fini(&up);
+    return 0;
+}
+
+int mc_cascade_llm_only(mc_cascade *c, const mc_cascade_doc *d, int rounds,
+                        const volatile int *cancel, mc_suggestion *out, mc_err *err) {
+    memset(out, 0, sizeof *out);
+    int rc = check_doc(d, err);
+    if (rc != 0)
+        return rc;
+    if (rounds < 0 || rounds > 2)
+        return mc_err_set(err, MC_EINVAL, -1, "retrieval rounds must be 0, 1 or 2 (got %d)", rounds);
+    if (!c->llm)
+        return mc_err_set(err, MC_EUNSUPPORTED, -1, "no large model is configured");
+    double t0 = mc_time_s();
+    mc__prompt lp;
+    rc = mc__prompt_build(c, d, llm_budget(c), rounds > 0 ? 1 : 0, NULL, 0, &lp, err);
+    if (rc != 0)
+        return rc;
+    out->st.ms_retr1 = lp.ms_retr;
+    out->st.retr1_windows = lp.n_windows;
+    rc = run_llm(c, &lp, NULL, 0, NULL, 0, 0, cancel, out, err);
+    mc__prompt_fini(&lp);
+    if (rc == 0 && rounds == 2) {
+        /* RepoCoder's second round: retrieve with the generated line */
+        const char *lb;
+        size_t lbn;
+        line_before_cursor(d, &lb, &lbn);
+        size_t gl = out->len;
+        char *line = malloc(lbn + gl + 1);
+        if (!line) {
+            rc = mc_err_set(err, MC_ENOMEM, -1, "out of memory");
+        } else {
+            memcpy(line, lb, lbn);
+            memcpy(line + lbn, out->text, gl);
+            line[lbn + gl] = '\0';
+            rc = mc__prompt_build(c, d, llm_budget(c), 2, line, lbn + gl, &lp, err);
+            free(line);
+            if (rc == 0) {
+                out->st.ms_retr2 = lp.ms_retr;
+                out->st.retr2_windows = lp.n_windows;
+                rc = run_llm(c, &lp, NULL, 0, NULL, 0, 0, cancel, out, err);
+                mc__prompt_fini(&lp);
+            }
+        }
+    }
+    if (rc != 0) {
+        mc_suggestion_fini(out);
+        return rc;
+    }
+    out->id = c->next_id++;
+    out->source = 1;
+    out->path = MC_PATH_LLM;
+    out->confidence = -1.0f;
+    out->st.ms_total = (mc_time_s() - t0) * 1e3;
+    return 0;
+}

@@ -1,0 +1,45 @@
+/* src/cascade/cascade_internal.h — shared between the cascade's files. */
+#ifndef MCCOM_CASCADE_INTERNAL_H
+#define MCCOM_CASCADE_INTERNAL_H
+
+#include "mccom/cascade.h"
+
+struct mc_cascade {
+    mc_cascade_params p;
+    mc_model *slm;
+    const mc_tok *tok;
+    mc_llm *llm;
+    mc_retr_index *ix;
+    mc_ctx *slm_ctx;
+    uint64_t next_id;
+    /* The SLM prompt of the last suggestion (stage-2 drafting reuses it). */
+    uint64_t last_id;
+    int32_t *last_prompt;
+    int n_last_prompt;
+};
+
+/* A model prompt: healed token ids, the healed bytes, what retrieval put in. */
+typedef struct mc__prompt {
+    int32_t *ids;
+    int n;
+    char heal[72];   /* mc_tok_heal backs off at most 64 bytes */
+    size_t heal_len;
+    int n_windows;
+    char **files;    /* distinct files of the retrieved windows (for the escalation log) */
+    int n_files;
+    double ms_retr;
+} mc__prompt;
+
+void mc__prompt_fini(mc__prompt *pr);
+
+/* Build the prompt for `d` within `budget` tokens. Retrieval: none when
+ * `round` is 0 (or retrieval is off or there is no index); round 1 queries the
+ * lines above the cursor; round 2 adds `draft_line` (the completed line) to
+ * the query. */
+int mc__prompt_build(mc_cascade *c, const mc_cascade_doc *d, int budget, int round,
+                     const char *draft_line, size_t draft_len, mc__prompt *out, mc_err *err);
+
+/* 64-bit FNV-1a of bytes (the session's document fingerprints). */
+uint64_t mc__hash(const char *s, size_t n);
+
+#endif
