@@ -55,7 +55,7 @@ typedef struct mc_cascade_params {
     bool iterative;        /* retrieval round 2 with the SLM's line (false: round 1's windows) */
     bool retrieval;        /* repository retrieval at all (false: in-file context only) */
     int draft_k;           /* stage-2 draft tokens per round (4) */
-    int max_line_tokens;   /* most tokens of one suggestion (48) */
+    int max_line_tokens;   /* most tokens of one suggestion, per line (48) */
     /* prompts */
     int slm_prompt_tokens; /* SLM prompt budget, retrieved windows included (0: its context - max_line_tokens) */
     int llm_prompt_tokens; /* LLM prompt budget (0: as the SLM's) */
@@ -76,6 +76,8 @@ typedef struct mc_cascade_doc {
     size_t cursor;     /* byte offset of the cursor, <= len */
     int line;          /* 0-based line of the cursor in the file, or -1: counted from text.
                           (The evaluation passes it: its prompts are cut files.) */
+    int n_lines;       /* lines to complete: 0 or 1 the rest of the cursor's line; n > 1
+                          also the n-1 lines after it (statement-level tasks) */
 } mc_cascade_doc;
 
 /* How a suggestion came to be. */
@@ -108,7 +110,8 @@ typedef struct mc_cascade_stats {
 
 typedef struct mc_suggestion {
     uint64_t id;              /* unique within the cascade */
-    char *text;               /* the rest of the line after the cursor; NUL-terminated, owned */
+    char *text;               /* the rest of the line after the cursor (n_lines lines: with
+                                 '\n' between them); NUL-terminated, owned */
     size_t len;
     int source;               /* 0: SLM, 1: LLM */
     int path;                 /* enum mc_cascade_path */

@@ -28,8 +28,9 @@
  * bytes are not part of the returned text (they are already in the document).
  *
  * Text. The result's text is the decoded bytes of the generated tokens, minus
- * the healed bytes, cut before the first newline (stop_newline) or the first
- * occurrence of a stop string. End-of-generation tokens end generation and
+ * the healed bytes, cut before the first newline (stop_newline; the n-th with
+ * n_lines) or the first occurrence of a stop string. End-of-generation tokens
+ * end generation and
  * contribute no text. Token ids are kept in full (the token that contains a
  * cut point is the last one returned).
  *
@@ -92,7 +93,9 @@ typedef struct mc_gen_params {
                            prefix, correction/bonus included (default 64; 0:
                            verify the draft only) */
     int max_total;      /* most tokens returned in all, draft included (0: no cap) */
-    bool stop_newline;  /* end at the first '\n' of the text (line completion) */
+    bool stop_newline;  /* end at a '\n' of the text (line completion) */
+    int n_lines;        /* with stop_newline: end at the n-th '\n' (0 or 1: the
+                           first), so the text holds n lines (statements) */
     const char *const *stop; /* stop strings (not included in the text) */
     int n_stop;
     const char *heal;   /* healing constraint (mc_tok_heal's removed bytes), or NULL */

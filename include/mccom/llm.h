@@ -29,7 +29,8 @@ typedef struct mc_llm_request {
     const int32_t *draft;  /* ids to verify first (may be NULL when n_draft is 0) */
     int n_draft;
     int max_new;           /* model tokens after the accepted prefix (as mc_gen_params) */
-    bool stop_newline;     /* end at the first '\n' of the text */
+    bool stop_newline;     /* end at a '\n' of the text: */
+    int n_lines;           /* the n-th (0 or 1: the first) */
     const char *heal;      /* healing constraint (as mc_gen_params), or NULL */
     size_t heal_len;
     /* For the escalation log only: the repository files whose windows the

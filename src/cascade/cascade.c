@@ -122,6 +122,8 @@ static int llm_budget(const mc_cascade *c) {
 
 static bool canceled(const volatile int *cancel) { return cancel && *cancel; }
 
+static int lines_of(const mc_cascade_doc *d) { return d->n_lines > 1 ? d->n_lines : 1; }
+
 static int check_doc(const mc_cascade_doc *d, mc_err *err) {
     if (!d || (!d->text && d->len > 0) || d->cursor > d->len)
         return mc_err_set(err, MC_EINVAL, -1, "bad document (cursor %zu beyond %zu bytes)",
@@ -131,8 +133,9 @@ static int check_doc(const mc_cascade_doc *d, mc_err *err) {
 
 /* The line text of token ids, as gen.h defines text: the healed bytes
  * skipped, cut before the first newline. */
-static int ids_to_line(const mc_tok *tok, const int32_t *ids, int n, size_t heal_len, char **out,
-                       size_t *out_len) {
+static int ids_to_line(const mc_tok *tok, const int32_t *ids, int n, size_t heal_len, int n_lines,
+                       char **out, size_t *out_len) {
+    int nl_left = n_lines > 1 ? n_lines : 1;
     size_t cap = 256, len = 0;
     char *buf = malloc(cap);
     if (!buf)
@@ -156,7 +159,13 @@ static int ids_to_line(const mc_tok *tok, const int32_t *ids, int n, size_t heal
         }
         const char *src = piece + off;
         size_t sl = (size_t)pl - off;
-        const char *nl = memchr(src, '\n', sl);
+        const char *nl = NULL;
+        for (size_t k = 0; k < sl; k++) {
+            if (src[k] == '\n' && --nl_left == 0) {
+                nl = src + k;
+                break;
+            }
+        }
         if (nl)
             sl = (size_t)(nl - src);
         if (len + sl + 1 > cap) {
@@ -233,8 +242,9 @@ static int run_slm(mc_cascade *c, const mc_cascade_doc *d, const volatile int *c
     out->st.slm_prompt_tokens = pr.n;
     double t0 = mc_time_s();
     mc_gen_params gp = mc_gen_params_default();
-    gp.max_new = c->p.max_line_tokens;
+    gp.max_new = c->p.max_line_tokens * lines_of(d);
     gp.stop_newline = true;
+    gp.n_lines = lines_of(d);
     gp.heal = pr.heal_len ? pr.heal : NULL;
     gp.heal_len = pr.heal_len;
     gp.cancel = cancel;
@@ -310,13 +320,32 @@ static size_t heal_left_after(const mc_tok *tok, const int32_t *ids, int n, size
     return got >= heal_len ? 0 : heal_len - got;
 }
 
+/* Newlines in the text of ids (healed bytes skipped): lines already done. */
+static int newlines_in(const mc_tok *tok, const int32_t *ids, int n, size_t heal_len) {
+    int k = 0;
+    size_t skip = heal_len;
+    for (int i = 0; i < n; i++) {
+        char piece[512];
+        int pl = mc_tok_decode_piece(tok, ids[i], 0, piece, sizeof piece);
+        if (pl <= 0)
+            continue;
+        if ((size_t)pl > sizeof piece)
+            pl = (int)sizeof piece;
+        size_t off = MC_MIN(skip, (size_t)pl);
+        skip -= off;
+        for (size_t j = off; j < (size_t)pl; j++)
+            k += piece[j] == '\n';
+    }
+    return k;
+}
+
 /* The LLM's line for prompt `lp`: stage 1 verifies `draft` (may be empty),
  * stage 2 lets the SLM draft after what the LLM has (when slm_prompt is
  * given), until the line ends. Fills out->text and stats. */
-static int run_llm(mc_cascade *c, const mc__prompt *lp, const int32_t *draft, int n_draft,
-                   const int32_t *slm_prompt, int n_slm_prompt, size_t slm_heal_len,
+static int run_llm(mc_cascade *c, const mc__prompt *lp, int n_lines, const int32_t *draft,
+                   int n_draft, const int32_t *slm_prompt, int n_slm_prompt, size_t slm_heal_len,
                    const volatile int *cancel, mc_suggestion *out, mc_err *err) {
-    const int max_line = c->p.max_line_tokens;
+    const int max_line = c->p.max_line_tokens * n_lines;
     const bool spec = c->p.speculative && draft != NULL;
     int32_t *acc = NULL; /* the LLM's tokens after its prompt */
     int n_acc = 0, cap_acc = 0;
@@ -332,6 +361,7 @@ static int run_llm(mc_cascade *c, const mc__prompt *lp, const int32_t *draft, in
     mc_llm_request rq;
     memset(&rq, 0, sizeof rq);
     rq.stop_newline = true;
+    rq.n_lines = n_lines;
     rq.files = (const char *const *)lp->files;
     rq.n_files = lp->n_files;
     rq.cancel = cancel;
@@ -405,6 +435,7 @@ static int run_llm(mc_cascade *c, const mc__prompt *lp, const int32_t *draft, in
             mc_gen_params gp = mc_gen_params_default();
             gp.max_new = MC_MIN(c->p.draft_k, max_line - n_acc);
             gp.stop_newline = true;
+            gp.n_lines = n_lines - newlines_in(c->tok, acc, n_acc, slm_heal_len);
             gp.heal = hl ? lp->heal + (lp->heal_len - hl) : NULL;
             gp.heal_len = hl;
             gp.cancel = cancel;
@@ -445,7 +476,7 @@ static int run_llm(mc_cascade *c, const mc__prompt *lp, const int32_t *draft, in
         out->st.stage2_rounds++;
     }
     if (!have_text) {
-        rc = ids_to_line(c->tok, acc, n_acc, lp->heal_len, &text, &text_len);
+        rc = ids_to_line(c->tok, acc, n_acc, lp->heal_len, n_lines, &text, &text_len);
         if (rc != 0) {
             rc = mc_err_set(err, rc, -1, "decoding the large model's tokens failed");
             goto out;
@@ -517,7 +548,7 @@ int mc_cascade_escalate(mc_cascade *c, const mc_cascade_doc *d, const mc_suggest
         }
     }
     /* Healing is a property of the text's end, so both prompts heal the same bytes. */
-    rc = run_llm(c, &lp, c->p.speculative ? prev->slm_ids : NULL,
+    rc = run_llm(c, &lp, lines_of(d), c->p.speculative ? prev->slm_ids : NULL,
                  c->p.speculative ? prev->n_slm_ids : 0, slm_prompt, n_slm_prompt, lp.heal_len,
                  cancel, out, err);
     mc__prompt_fini(&lp);
@@ -614,7 +645,7 @@ int mc_cascade_llm_only(mc_cascade *c, const mc_cascade_doc *d, int rounds,
         return rc;
     out->st.ms_retr1 = lp.ms_retr;
     out->st.retr1_windows = lp.n_windows;
-    rc = run_llm(c, &lp, NULL, 0, NULL, 0, 0, cancel, out, err);
+    rc = run_llm(c, &lp, lines_of(d), NULL, 0, NULL, 0, 0, cancel, out, err);
     mc__prompt_fini(&lp);
     if (rc == 0 && rounds == 2) {
         /* RepoCoder's second round: retrieve with the generated line */
@@ -634,7 +665,7 @@ int mc_cascade_llm_only(mc_cascade *c, const mc_cascade_doc *d, int rounds,
             if (rc == 0) {
                 out->st.ms_retr2 = lp.ms_retr;
                 out->st.retr2_windows = lp.n_windows;
-                rc = run_llm(c, &lp, NULL, 0, NULL, 0, 0, cancel, out, err);
+                rc = run_llm(c, &lp, lines_of(d), NULL, 0, NULL, 0, 0, cancel, out, err);
                 mc__prompt_fini(&lp);
             }
         }

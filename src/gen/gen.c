@@ -121,7 +121,7 @@ typedef struct gen_state {
     size_t heal_left;       /* healing bytes not yet matched */
     size_t text_end;        /* end of the text in raw (== raw_len until a cut) */
     size_t streamed;        /* raw bytes already given to on_token */
-    size_t max_stop_len;
+    int n_newlines;         /* newlines seen in the text so far */
     bool ended;
     int stop;
 } gen_state;
@@ -156,10 +156,13 @@ static void apply_cuts(gen_state *s, size_t old_raw_len) {
     size_t cut = s->raw_len;
     int why = -1;
     if (s->p->stop_newline) {
-        const char *nl = memchr(s->raw + from, '\n', s->raw_len - from);
-        if (nl && (size_t)(nl - s->raw) < cut) {
-            cut = (size_t)(nl - s->raw);
-            why = MC_GEN_NEWLINE;
+        int want = s->p->n_lines > 1 ? s->p->n_lines : 1;
+        for (size_t k = from; k < s->raw_len; k++) {
+            if (s->raw[k] == '\n' && ++s->n_newlines == want) {
+                cut = k;
+                why = MC_GEN_NEWLINE;
+                break;
+            }
         }
     }
     for (int i = 0; i < s->p->n_stop; i++) {
@@ -326,6 +329,7 @@ static int validate(mc_ctx *c, const mc_tok *tok, int n_prompt, const int32_t *p
     if (!c || !prompt || n_prompt < 1 || n_draft < 0 || (n_draft > 0 && !draft) || !p)
         return mc_err_set(err, MC_EINVAL, -1, "generation needs a context and at least one prompt token");
     if (p->max_new < 0 || p->max_total < 0 || p->n_top < 0 || p->n_top > MC_GEN_MAX_TOP ||
+        p->n_lines < 0 ||
         p->n_stop < 0 || (p->n_stop > 0 && !p->stop))
         return mc_err_set(err, MC_EINVAL, -1,
                           "bad generation parameters (max_new %d, max_total %d, n_top %d of at most %d, %d stop strings)",

@@ -79,6 +79,7 @@ static int local_generate(void *self, const mc_llm_request *rq, mc_llm_result *r
     mc_gen_params gp = mc_gen_params_default();
     gp.max_new = rq->max_new;
     gp.stop_newline = rq->stop_newline;
+    gp.n_lines = rq->n_lines;
     gp.heal = rq->heal;
     gp.heal_len = rq->heal_len;
     gp.cancel = rq->cancel;
