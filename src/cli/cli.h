@@ -18,6 +18,17 @@ struct mc_cmd {
 /* Print "mccom: <what>: <message>" (and the byte offset if known) to stderr. */
 void mc_cli_error(const char *what, const mc_err *err);
 
+/* A whole file, NUL-terminated (malloc'd; *len gets its length), or NULL. */
+char *mc_cli_read_file(const char *path, size_t *len);
+
+struct mc_retr_index;
+struct mc_retr_params;
+/* Open the retrieval index of `root` stored at `path` (rebuilt when missing or
+ * corrupt) and bring it up to date; *changed says whether it should be saved.
+ * Prints errors (and progress unless quiet). Returns 0 or a negative code. */
+int mc_cli_retr_open(struct mc_retr_index **out, const char *root, const char *path,
+                     const struct mc_retr_params *p, int quiet, int *changed);
+
 /* Subcommands (src/cli/cmd_*.c). */
 int mc_cmd_info(int argc, char **argv);
 int mc_cmd_generate(int argc, char **argv);
@@ -27,5 +38,6 @@ int mc_cmd_tokenize(int argc, char **argv);
 int mc_cmd_tokenizer(int argc, char **argv);
 int mc_cmd_index(int argc, char **argv);
 int mc_cmd_retrieve(int argc, char **argv);
+int mc_cmd_complete(int argc, char **argv);
 
 #endif

@@ -33,9 +33,6 @@ static void on_signal(int sig) {
  * it exists (a bad file is reported and rebuilt), then sync. *changed is set
  * when the index differs from the file. */
 int mc_cli_retr_open(mc_retr_index **out, const char *root, const char *path,
-                     const mc_retr_params *p, int quiet, int *changed);
-
-int mc_cli_retr_open(mc_retr_index **out, const char *root, const char *path,
                      const mc_retr_params *p, int quiet, int *changed) {
     mc_err err;
     mc_err_clear(&err);

@@ -10,9 +10,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int mc_cli_retr_open(mc_retr_index **out, const char *root, const char *path,
-                     const mc_retr_params *p, int quiet, int *changed);
-
 static void retrieve_usage(FILE *f) {
     fprintf(f,
             "usage: mccom retrieve --repo DIR --file PATH --line N [options]\n"
@@ -29,7 +26,7 @@ static void retrieve_usage(FILE *f) {
             "  --quiet          no progress on stderr\n");
 }
 
-static char *read_all(const char *path, size_t *len) {
+char *mc_cli_read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f)
         return NULL;
@@ -128,7 +125,7 @@ int mc_cmd_retrieve(int argc, char **argv) {
     else
         snprintf(fpath, sizeof fpath, "%s/%s", root, file);
     size_t flen;
-    char *text = read_all(fpath, &flen);
+    char *text = mc_cli_read_file(fpath, &flen);
     if (!text) {
         fprintf(stderr, "mccom retrieve: cannot read %s\n", fpath);
         return 1;

@@ -1,0 +1,283 @@
+/* src/cli/cmd_complete.c — `mccom complete`: one completion at a cursor of a
+ * repository file through the cascade, with a one-line account of what it
+ * cost (which model answered, draft tokens accepted, time per stage).
+ *
+ * The large model is in process (--llm FILE.gguf); without it, only the small
+ * model answers. --reject simulates the
+ * user rejecting the small model's line, which escalates. */
+#include "cli.h"
+#include "mccom/cascade.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: mccom complete --repo DIR --file PATH --line N [options]\n\n"
+            "Completes the rest of line N (0-based) of DIR/PATH after column C with the\n"
+            "cascade: the small model answers, the large model is called when the small\n"
+            "one is unsure (confidence < tau) or its line is rejected (--reject).\n"
+            "Prints the suggestion on stdout and an account of the request on stderr.\n\n"
+            "  -m, --slm FILE      the small model (GGUF; default models/mccom-cpu-small-q8_0.gguf)\n"
+            "  --llm FILE          the large model, in process (GGUF, same vocabulary)\n"
+            "  --col C             byte column of the cursor in line N (default: its end)\n"
+            "  --lines N           complete N lines (default 1: the rest of the line)\n"
+            "  --tau X             confidence threshold for routing (default 0.5)\n"
+            "  --no-routing, --no-spec, --no-iter, --no-retrieval   switch off a stage\n"
+            "  --reject            reject the small model's line (escalate)\n"
+            "  --index FILE        retrieval index (default DIR/.mccom-retr.idx)\n"
+            "  -t, --threads N     threads (default: all cores)\n"
+            "  --json              print the suggestion and the account as one JSON object\n");
+}
+
+static void json_str(FILE *f, const char *s, size_t n) {
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch == '\n')
+            fputs("\\n", f);
+        else if (ch == '\t')
+            fputs("\\t", f);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+static void account(const mc_suggestion *s, int json) {
+    const mc_cascade_stats *t = &s->st;
+    if (json) {
+        printf("{\"text\": ");
+        json_str(stdout, s->text, s->len);
+        printf(", \"source\": \"%s\", \"path\": \"%s\", \"confidence\": %.4f, \"ms_total\": %.3f, "
+               "\"ms_retr1\": %.3f, \"ms_slm\": %.3f, \"ms_retr2\": %.3f, \"ms_llm\": %.3f, "
+               "\"llm_calls\": %d, \"draft_tokens\": %d, \"draft_accepted\": %d, "
+               "\"stage1_accepted\": %d, \"stage2_rounds\": %d, \"slm_prompt_tokens\": %d, "
+               "\"llm_prompt_tokens\": %d, \"retr1_windows\": %d, \"retr2_windows\": %d, "
+               "\"llm_failed\": %s, \"unverified\": %s}\n",
+               s->source ? "llm" : "slm", mc_cascade_path_name(s->path), (double)s->confidence,
+               t->ms_total, t->ms_retr1, t->ms_slm, t->ms_retr2, t->ms_llm, t->llm_calls,
+               t->draft_tokens, t->draft_accepted, t->stage1_accepted, t->stage2_rounds,
+               t->slm_prompt_tokens, t->llm_prompt_tokens, t->retr1_windows, t->retr2_windows,
+               t->llm_failed ? "true" : "false", t->unverified ? "true" : "false");
+        return;
+    }
+    fwrite(s->text, 1, s->len, stdout);
+    fputc('\n', stdout);
+    fprintf(stderr, "%s (%s", s->source ? "large model" : "small model",
+            mc_cascade_path_name(s->path));
+    if (s->confidence >= 0)
+        fprintf(stderr, ", confidence %.2f", (double)s->confidence);
+    fprintf(stderr, ") | retrieval %.1f ms, %d windows | small model %.1f ms, prompt %d tokens (%d cached)",
+            t->ms_retr1, t->retr1_windows, t->ms_slm, t->slm_prompt_tokens, t->slm_reused);
+    if (t->llm_calls > 0)
+        fprintf(stderr, " | retrieval 2 %.1f ms, %d windows | large model %.1f ms, %d calls, "
+                        "stage 1 accepted %d, drafts %d/%d accepted, %d stage-2 rounds%s",
+                t->ms_retr2, t->retr2_windows, t->ms_llm, t->llm_calls, t->stage1_accepted,
+                t->draft_accepted, t->draft_tokens, t->stage2_rounds,
+                t->unverified ? " (server cannot verify drafts)" : "");
+    if (t->llm_failed)
+        fprintf(stderr, " | large model failed: local answer");
+    fprintf(stderr, " | total %.1f ms\n", t->ms_total);
+}
+
+int mc_cmd_complete(int argc, char **argv) {
+    const char *repo = NULL, *file = NULL, *slm_path = "models/mccom-cpu-small-q8_0.gguf";
+    const char *llm_path = NULL, *index = NULL;
+    long line = -1, col = -1, lines = 1;
+    int reject = 0, json = 0, threads = 0;
+    mc_cascade_params cp = mc_cascade_params_default();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        char *end = NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--reject")) {
+            reject = 1;
+        } else if (!strcmp(a, "--json")) {
+            json = 1;
+        } else if (!strcmp(a, "--no-routing")) {
+            cp.routing = false;
+        } else if (!strcmp(a, "--no-spec")) {
+            cp.speculative = false;
+        } else if (!strcmp(a, "--no-iter")) {
+            cp.iterative = false;
+        } else if (!strcmp(a, "--no-retrieval")) {
+            cp.retrieval = false;
+        } else if (!v) {
+            fprintf(stderr, "mccom complete: %s needs a value (or is unknown)\n", a);
+            return 2;
+        } else {
+            i++;
+            if (!strcmp(a, "--repo"))
+                repo = v;
+            else if (!strcmp(a, "--file"))
+                file = v;
+            else if (!strcmp(a, "--line"))
+                line = strtol(v, &end, 10);
+            else if (!strcmp(a, "--col"))
+                col = strtol(v, &end, 10);
+            else if (!strcmp(a, "--lines"))
+                lines = strtol(v, &end, 10);
+            else if (!strcmp(a, "-m") || !strcmp(a, "--slm"))
+                slm_path = v;
+            else if (!strcmp(a, "--llm"))
+                llm_path = v;
+            else if (!strcmp(a, "--index"))
+                index = v;
+            else if (!strcmp(a, "--tau"))
+                cp.tau = strtof(v, &end);
+            else if (!strcmp(a, "-t") || !strcmp(a, "--threads"))
+                threads = (int)strtol(v, &end, 10);
+            else {
+                fprintf(stderr, "mccom complete: unknown option '%s'\n", a);
+                return 2;
+            }
+            if (end && *end) {
+                fprintf(stderr, "mccom complete: bad number '%s' for %s\n", v, a);
+                return 2;
+            }
+        }
+    }
+    if (!repo || !file || line < 0 || lines < 1 || lines > 64 || threads < 0) {
+        usage(stderr);
+        return 2;
+    }
+    char idx_buf[4096], path_buf[4096];
+    if (!index) {
+        snprintf(idx_buf, sizeof idx_buf, "%s/.mccom-retr.idx", repo);
+        index = idx_buf;
+    }
+    snprintf(path_buf, sizeof path_buf, "%s/%s", repo, file);
+    size_t len = 0;
+    char *text = mc_cli_read_file(path_buf, &len);
+    if (!text) {
+        fprintf(stderr, "mccom complete: cannot read %s\n", path_buf);
+        return 1;
+    }
+    /* the cursor: line `line`, column `col` (default: the end of that line) */
+    size_t at = 0;
+    long ln = 0;
+    while (ln < line && at < len) {
+        if (text[at] == '\n')
+            ln++;
+        at++;
+    }
+    if (ln < line) {
+        if (ln == line - 1 && len > 0 && text[len - 1] != '\n') {
+            fprintf(stderr, "mccom complete: %s has %ld lines; line %ld does not exist\n", path_buf,
+                    ln + 1, line);
+            free(text);
+            return 1;
+        }
+        if (ln < line) {
+            fprintf(stderr, "mccom complete: %s has %ld lines; line %ld does not exist\n", path_buf, ln,
+                    line);
+            free(text);
+            return 1;
+        }
+    }
+    size_t eol = at;
+    while (eol < len && text[eol] != '\n')
+        eol++;
+    size_t cursor = eol;
+    if (col >= 0) {
+        if ((size_t)col > eol - at) {
+            fprintf(stderr, "mccom complete: line %ld has %zu bytes; column %ld is beyond it\n", line,
+                    eol - at, col);
+            free(text);
+            return 1;
+        }
+        cursor = at + (size_t)col;
+    }
+
+    int status = 1;
+    mc_err err;
+    mc_model *slm = NULL, *llm_m = NULL;
+    mc_tok *tok = NULL;
+    mc_llm *llm = NULL;
+    mc_retr_index *ix = NULL;
+    mc_cascade *c = NULL;
+    mc_suggestion s;
+    memset(&s, 0, sizeof s);
+    mc_ctx_params ctxp = mc_ctx_params_default();
+    ctxp.n_threads = threads;
+    if (mc_model_load(slm_path, &slm, &err) != 0) {
+        mc_cli_error(slm_path, &err);
+        goto out;
+    }
+    if (mc_tok_load_gguf(mc_model_gguf(slm), &tok, &err) != 0) {
+        mc_cli_error("tokenizer", &err);
+        goto out;
+    }
+    if (llm_path) {
+        if (mc_model_load(llm_path, &llm_m, &err) != 0) {
+            mc_cli_error(llm_path, &err);
+            goto out;
+        }
+        if (mc_model_hparams(llm_m)->n_vocab != mc_model_hparams(slm)->n_vocab) {
+            fprintf(stderr, "mccom complete: %s has %d tokens, %s %d: the two models must share a vocabulary\n",
+                    llm_path, mc_model_hparams(llm_m)->n_vocab, slm_path,
+                    mc_model_hparams(slm)->n_vocab);
+            goto out;
+        }
+        if (mc_llm_local_new(llm_m, tok, &ctxp, &llm, &err) != 0) {
+            mc_cli_error("large model", &err);
+            goto out;
+        }
+    }
+    if (cp.retrieval) {
+        int changed = 0;
+        if (mc_cli_retr_open(&ix, repo, index, NULL, 1, &changed) != 0)
+            goto out;
+        if (changed && mc_retr_save(ix, index, &err) != 0)
+            fprintf(stderr, "mccom complete: could not save the index: %s\n", err.msg);
+    }
+    if (mc_cascade_new(&cp, slm, tok, llm, ix, &ctxp, &c, &err) != 0) {
+        mc_cli_error("cascade", &err);
+        goto out;
+    }
+    mc_cascade_doc d = {file, text, len, cursor, (int)line, (int)lines};
+    if (mc_cascade_suggest(c, &d, NULL, &s, &err) != 0) {
+        mc_cli_error("complete", &err);
+        goto out;
+    }
+    if (reject && s.source == 0) {
+        if (!llm) {
+            fprintf(stderr, "mccom complete: --reject needs a large model (--llm)\n");
+            goto out;
+        }
+        mc_suggestion up;
+        if (mc_cascade_escalate(c, &d, &s, MC_PATH_REJECTION, NULL, &up, &err) != 0) {
+            mc_cli_error("escalation", &err);
+            s.st.llm_failed = true;
+        } else {
+            up.st.ms_retr1 = s.st.ms_retr1;
+            up.st.retr1_windows = s.st.retr1_windows;
+            up.st.ms_slm = s.st.ms_slm;
+            up.st.slm_prompt_tokens = s.st.slm_prompt_tokens;
+            up.st.slm_reused = s.st.slm_reused;
+            up.st.ms_total += s.st.ms_total;
+            mc_suggestion_fini(&s);
+            s = up;
+        }
+    }
+    account(&s, json);
+    status = 0;
+out:
+    mc_suggestion_fini(&s);
+    mc_cascade_free(c);
+    mc_retr_free(ix);
+    mc_llm_free(llm);
+    mc_model_free(llm_m);
+    mc_tok_free(tok);
+    mc_model_free(slm);
+    free(text);
+    return status;
+}
