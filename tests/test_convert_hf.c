@@ -874,6 +874,76 @@ MC_TEST(convert_hf_merges_list_form) {
     free(alt);
 }
 
+/* JSON string body of a raw string (backslashes and quotes escaped). */
+static void json_escape(const char *in, char *out, size_t cap) {
+    size_t o = 0;
+    for (; *in && o + 3 < cap; in++) {
+        if (*in == '\\' || *in == '"')
+            out[o++] = '\\';
+        out[o++] = *in;
+    }
+    out[o] = 0;
+}
+
+/* The pre_tokenizer section decides tokenizer.ggml.pre, or asks for --pre. */
+MC_TEST(convert_hf_pre_tokenizer_detection) {
+    /* as Hugging Face's tokenizer.json files of Qwen2 and Llama 3 spell them */
+    static const char qwen2_re[] =
+        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+        "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    static const char llama3_re[] =
+        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+"
+        "[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    char q[512], l[512];
+    json_escape(qwen2_re, q, sizeof q);
+    json_escape(llama3_re, l, sizeof l);
+    char pre[8][1024];
+    static const char split[] = "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\","
+                                "\"pattern\":{\"Regex\":\"%s\"},\"behavior\":\"%s\",\"invert\":false},"
+                                "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":%s}]}";
+    snprintf(pre[0], sizeof pre[0], split, q, "Isolated", "false");
+    snprintf(pre[1], sizeof pre[1], split, l, "Isolated", "false");
+    snprintf(pre[2], sizeof pre[2], "%s",
+             "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\",\"individual_digits\":true},"
+             "{\"type\":\"ByteLevel\",\"add_prefix_space\":false}]}");
+    snprintf(pre[3], sizeof pre[3], "%s", "{\"type\":\"ByteLevel\",\"add_prefix_space\":true}");
+    snprintf(pre[4], sizeof pre[4], split, q, "Removed", "false");
+    snprintf(pre[5], sizeof pre[5], split, q, "Isolated", "true");
+    snprintf(pre[6], sizeof pre[6], split, "\\\\w+", "Isolated", "false");
+    static const char *want[] = {"qwen2", "llama-bpe", "starcoder", NULL, NULL, NULL, NULL};
+    const char *m = strstr(TOK_JSON, "\"pre_tokenizer\":");
+    const char *d = strstr(TOK_JSON, ",\"decoder\"");
+    MC_REQUIRE(m && d);
+    for (int i = 0; i < 7; i++) {
+        char tok[4096], dir[64];
+        snprintf(tok, sizeof tok, "%.*s\"pre_tokenizer\":%s%s", (int)(m - TOK_JSON), TOK_JSON, pre[i], d);
+        snprintf(dir, sizeof dir, "hf%d", i);
+        hfopt o = {.tok_json = tok};
+        write_hf(tmp_path(dir), &o);
+        mc_err err;
+        const char *out = tmp_path("p.gguf");
+        int rc = convert(tmp_path(dir), out, -1, NULL, NULL, &err);
+        if (!want[i]) {
+            CHECK_MSG(rc == MC_EUNSUPPORTED && strstr(err.msg, "--pre NAME"), "case %d: rc %d: %s", i,
+                      rc, err.msg);
+            continue;
+        }
+        CHECK_MSG(rc == 0, "case %d: %s", i, err.msg);
+        if (rc)
+            continue;
+        mc_gguf *g = open_gguf(out);
+        mc_str s;
+        CHECK(mc_gguf_get_str(g, "tokenizer.ggml.pre", &s) == 0);
+        CHECK_MSG(s.len == strlen(want[i]) && !memcmp(s.ptr, want[i], s.len), "case %d: pre '%.*s', want %s",
+                  i, (int)s.len, s.ptr, want[i]);
+        mc_gguf_close(g);
+        /* mccom's tokenizer accepts what was written */
+        mc_tok *tok_ = NULL;
+        CHECK_EQ_INT(mc_tok_load_gguf_file(out, &tok_, &err), 0);
+        mc_tok_free(tok_);
+    }
+}
+
 /* Value of key i of g equals key j of h: type, and every byte of the value. */
 static int kv_same(const mc_gguf *g, int64_t i, const mc_gguf *h, int64_t j) {
     int ty = mc_gguf_kv_type(g, i);
