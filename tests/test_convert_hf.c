@@ -135,7 +135,8 @@ static void st_write(const char *path, const stt *t, int n) {
     free(hdr);
 }
 
-#define CHECK_HAS(msg, sub) CHECK_MSG(strstr((msg), (sub)) != NULL, "message \"%s\" lacks \"%s\"", (msg), (sub))
+#define CHECK_HAS(msg, sub)                                                                        \
+    CHECK_MSG(strstr((msg), (sub)) != NULL, "message \"%s\" lacks \"%s\"", (msg), (sub))
 
 /* ==== safetensors reader ========================================================= */
 
@@ -223,22 +224,26 @@ MC_TEST(safetensors_targeted_corruptions) {
         {"{\"a\":", 0, MC_EFORMAT, "not valid JSON"},
         {"{\"a\":1} x", 0, MC_EFORMAT, "not valid JSON"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"a\":{}}", 4, MC_EFORMAT,
-         "not valid JSON"}, /* duplicate key */
-        {"{\"\xff\":{}}", 0, MC_EFORMAT, "not valid JSON"},   /* not UTF-8 */
+         "not valid JSON"},                                 /* duplicate key */
+        {"{\"\xff\":{}}", 0, MC_EFORMAT, "not valid JSON"}, /* not UTF-8 */
         {"{\"a\":1}", 0, MC_EFORMAT, "entry is not an object"},
-        {"{\"\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, MC_EFORMAT, "empty name"},
+        {"{\"\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, MC_EFORMAT,
+         "empty name"},
         {"{\"a\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 4, MC_EFORMAT, "field dtype"},
-        {"{\"a\":{\"dtype\":5,\"shape\":[1],\"data_offsets\":[0,4]}}", 4, MC_EFORMAT, "field dtype"},
+        {"{\"a\":{\"dtype\":5,\"shape\":[1],\"data_offsets\":[0,4]}}", 4, MC_EFORMAT,
+         "field dtype"},
         {"{\"a\":{\"dtype\":\"F33\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, MC_EUNSUPPORTED,
          "field dtype 'F33'"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":\"x\",\"data_offsets\":[0,4]}}", 4, MC_EFORMAT, "field shape"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4, MC_EFORMAT, "field shape[0]"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":\"x\",\"data_offsets\":[0,4]}}", 4, MC_EFORMAT,
+         "field shape"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4, MC_EFORMAT,
+         "field shape[0]"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1.5],\"data_offsets\":[0,4]}}", 4, MC_EFORMAT,
          "field shape[1]"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4,
          MC_EFORMAT, "9 dimensions"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,16],\"data_offsets\":[0,4]}}", 4,
-         MC_EFORMAT, "field shape needs more bytes"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,16],\"data_offsets\":[0,4]}}",
+         4, MC_EFORMAT, "field shape needs more bytes"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1000],\"data_offsets\":[0,4]}}", 4, MC_EFORMAT,
          "field shape needs more bytes"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4, MC_EFORMAT, "field data_offsets"},
@@ -364,9 +369,12 @@ MC_TEST(safetensors_sharded_directory) {
     CHECK_EQ_INT(mc_safetensors_open_dir(dir, &st, &err), MC_ENOTFOUND);
     CHECK_HAS(err.msg, "model.safetensors.index.json");
     shard_files(dir);
-    static const char *F1 = "model-00001-of-00002.safetensors", *F2 = "model-00002-of-00002.safetensors";
+    static const char *F1 = "model-00001-of-00002.safetensors",
+                      *F2 = "model-00002-of-00002.safetensors";
     char idx[1024];
-    snprintf(idx, sizeof idx, "{\"metadata\":{\"total_size\":36},\"weight_map\":{\"a\":\"%s\",\"b\":\"%s\",\"c\":\"%s\"}}",
+    snprintf(idx, sizeof idx,
+             "{\"metadata\":{\"total_size\":36},\"weight_map\":{\"a\":\"%s\",\"b\":\"%s\",\"c\":\"%"
+             "s\"}}",
              F1, F1, F2);
     write_str(tmp_path("model.safetensors.index.json"), idx);
     MC_REQUIRE(mc_safetensors_open_dir(dir, &st, &err) == 0);
@@ -382,21 +390,25 @@ MC_TEST(safetensors_sharded_directory) {
     mc_safetensors_close(st);
 
     /* the map and the files must agree */
-    snprintf(idx, sizeof idx, "{\"weight_map\":{\"a\":\"%s\",\"b\":\"%s\",\"c\":\"%s\"}}", F1, F2, F2);
+    snprintf(idx, sizeof idx, "{\"weight_map\":{\"a\":\"%s\",\"b\":\"%s\",\"c\":\"%s\"}}", F1, F2,
+             F2);
     CHECK_EQ_INT(open_with_index(dir, idx, &err), MC_EFORMAT);
     CHECK_HAS(err.msg, "puts tensor 'b'");
     snprintf(idx, sizeof idx, "{\"weight_map\":{\"a\":\"%s\",\"c\":\"%s\"}}", F1, F2);
     CHECK_EQ_INT(open_with_index(dir, idx, &err), MC_EFORMAT);
     CHECK_HAS(err.msg, "tensor 'b'");
     CHECK_HAS(err.msg, "is not in weight_map");
-    snprintf(idx, sizeof idx, "{\"weight_map\":{\"a\":\"%s\",\"b\":\"%s\",\"c\":\"%s\",\"d\":\"%s\"}}",
-             F1, F1, F2, F2);
+    snprintf(idx, sizeof idx,
+             "{\"weight_map\":{\"a\":\"%s\",\"b\":\"%s\",\"c\":\"%s\",\"d\":\"%s\"}}", F1, F1, F2,
+             F2);
     CHECK_EQ_INT(open_with_index(dir, idx, &err), MC_EFORMAT);
     CHECK_HAS(err.msg, "'d'");
-    snprintf(idx, sizeof idx, "{\"weight_map\":{\"a\":\"%s\",\"b\":\"%s\",\"c\":\"../x.safetensors\"}}", F1, F1);
+    snprintf(idx, sizeof idx,
+             "{\"weight_map\":{\"a\":\"%s\",\"b\":\"%s\",\"c\":\"../x.safetensors\"}}", F1, F1);
     CHECK_EQ_INT(open_with_index(dir, idx, &err), MC_EFORMAT);
     CHECK_HAS(err.msg, "weight_map.c");
-    snprintf(idx, sizeof idx, "{\"weight_map\":{\"a\":\"%s\",\"b\":\"%s\",\"c\":\"nope.safetensors\"}}", F1, F1);
+    snprintf(idx, sizeof idx,
+             "{\"weight_map\":{\"a\":\"%s\",\"b\":\"%s\",\"c\":\"nope.safetensors\"}}", F1, F1);
     CHECK_EQ_INT(open_with_index(dir, idx, &err), MC_ENOTFOUND);
     CHECK_HAS(err.msg, "nope.safetensors");
     CHECK_EQ_INT(open_with_index(dir, "{\"weight_map\":{}}", &err), MC_EFORMAT);
@@ -409,7 +421,8 @@ MC_TEST(safetensors_sharded_directory) {
     char p[1024];
     snprintf(p, sizeof p, "%s/%s", dir, F2);
     st_write(p, dup, 2);
-    snprintf(idx, sizeof idx, "{\"weight_map\":{\"a\":\"%s\",\"b\":\"%s\",\"c\":\"%s\"}}", F1, F1, F2);
+    snprintf(idx, sizeof idx, "{\"weight_map\":{\"a\":\"%s\",\"b\":\"%s\",\"c\":\"%s\"}}", F1, F1,
+             F2);
     CHECK_EQ_INT(open_with_index(dir, idx, &err), MC_EFORMAT);
     CHECK_HAS(err.msg, "in both");
     /* a damaged shard is named */
@@ -425,7 +438,7 @@ MC_TEST(safetensors_sharded_directory) {
 enum { E = 16, NH = 2, NKV = 1, HD = 8, FF = 32, NV = 20, NTOK = 16 };
 
 typedef struct hfopt {
-    const char *arch;      /* "llama" (default) or "qwen2" */
+    const char *arch; /* "llama" (default) or "qwen2" */
     int tied;
     const char *cfg_extra; /* appended to config.json's object, e.g. ",\"rope_scaling\":{...}" */
     const char *dtype;     /* matrices: F32 (default), F16, BF16 */
@@ -438,7 +451,8 @@ typedef struct hfopt {
 } hfopt;
 
 static const char TOK_JSON[] =
-    "{\"version\":\"1.0\",\"added_tokens\":[{\"id\":0,\"content\":\"<|endoftext|>\",\"special\":true},"
+    "{\"version\":\"1.0\",\"added_tokens\":[{\"id\":0,\"content\":\"<|endoftext|>\",\"special\":"
+    "true},"
     "{\"id\":15,\"content\":\"<|fim_prefix|>\",\"special\":false}],"
     "\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":true},"
     "\"decoder\":{\"type\":\"ByteLevel\"},"
@@ -635,7 +649,8 @@ MC_TEST(convert_hf_llama_layout_and_rope_permutation) {
     mc_str t16 = mc_gguf_arr_str(g, kt, 16);
     CHECK(t16.len == 7 && !memcmp(t16.ptr, "[PAD16]", 7));
     int32_t types[NV];
-    memcpy(types, mc_gguf_arr_data(g, mc_gguf_find_key(g, "tokenizer.ggml.token_type")), sizeof types);
+    memcpy(types, mc_gguf_arr_data(g, mc_gguf_find_key(g, "tokenizer.ggml.token_type")),
+           sizeof types);
     CHECK_EQ_INT(types[0], 3);  /* special: control */
     CHECK_EQ_INT(types[1], 1);  /* normal */
     CHECK_EQ_INT(types[15], 3); /* "<|fim_prefix|>", not flagged special, looks it */
@@ -714,9 +729,8 @@ MC_TEST(convert_hf_dtypes_and_f16_range) {
     mc_err err;
     static const struct {
         int type, want, ftype;
-    } cases[] = {{-1, MC_TYPE_F16, 1},
-                 {MC_TYPE_BF16, MC_TYPE_BF16, 32},
-                 {MC_TYPE_F32, MC_TYPE_F32, 0}};
+    } cases[] = {
+        {-1, MC_TYPE_F16, 1}, {MC_TYPE_BF16, MC_TYPE_BF16, 32}, {MC_TYPE_F32, MC_TYPE_F32, 0}};
     for (size_t i = 0; i < MC_ARRAY_LEN(cases); i++) {
         const char *out = tmp_path("d.gguf");
         int rc = convert(dir, out, cases[i].type, NULL, NULL, &err);
@@ -758,7 +772,8 @@ MC_TEST(convert_hf_dtypes_and_f16_range) {
     CHECK_EQ_INT(convert(dir3, out3, -1, NULL, NULL, &err), 0);
     mc_gguf *g = open_gguf(out3);
     const mc_gguf_tensor *gate = mc_gguf_find_tensor(g, "blk.0.ffn_gate.weight");
-    CHECK(gate->type == MC_TYPE_F16 && tval(gate, 7, 9) == mc_fp16_to_fp32(mc_fp32_to_fp16(wval(11, 7, 9))));
+    CHECK(gate->type == MC_TYPE_F16 &&
+          tval(gate, 7, 9) == mc_fp16_to_fp32(mc_fp32_to_fp16(wval(11, 7, 9))));
     mc_gguf_close(g);
 }
 
@@ -783,36 +798,54 @@ MC_TEST(convert_hf_refusals_name_the_problem) {
         int code;
         const char *needle;
     } cases[] = {
-        {{.cfg_extra = ",\"rope_scaling\":{\"rope_type\":\"yarn\",\"factor\":4.0}"}, NULL,
-         MC_EUNSUPPORTED, "rope_scaling is set (type 'yarn')"},
-        {{.cfg_extra = ",\"architectures\":[\"MistralForCausalLM\"]"}, NULL, MC_EUNSUPPORTED,
+        {{.cfg_extra = ",\"rope_scaling\":{\"rope_type\":\"yarn\",\"factor\":4.0}"},
+         NULL,
+         MC_EUNSUPPORTED,
+         "rope_scaling is set (type 'yarn')"},
+        {{.cfg_extra = ",\"architectures\":[\"MistralForCausalLM\"]"},
+         NULL,
+         MC_EUNSUPPORTED,
          "'MistralForCausalLM' is not supported"},
         {{.cfg_extra = ",\"hidden_act\":\"gelu\""}, NULL, MC_EUNSUPPORTED, "hidden_act"},
         {{.cfg_extra = ",\"num_key_value_heads\":3"}, NULL, MC_EFORMAT, "num_key_value_heads"},
         {{.cfg_extra = ",\"hidden_size\":-4"}, NULL, MC_EFORMAT, "field hidden_size"},
         {{.cfg_extra = ",\"rms_norm_eps\":\"x\""}, NULL, MC_EFORMAT, "field rms_norm_eps"},
-        {{.skip = "model.layers.0.mlp.up_proj.weight"}, NULL, MC_EFORMAT,
+        {{.skip = "model.layers.0.mlp.up_proj.weight"},
+         NULL,
+         MC_EFORMAT,
          "'model.layers.0.mlp.up_proj.weight' is missing"},
         {{.skip = "lm_head.weight"}, NULL, MC_EFORMAT, "tie_word_embeddings is false"},
         {{.bad_shape = 1}, NULL, MC_EFORMAT, "has shape [16, 32]; config.json implies [32, 16]"},
         {{.extra_bias = 1}, NULL, MC_EUNSUPPORTED, "'model.layers.0.self_attn.o_proj.bias'"},
-        {{.arch = "qwen2", .skip = "model.layers.0.self_attn.k_proj.bias"}, NULL, MC_EFORMAT,
+        {{.arch = "qwen2", .skip = "model.layers.0.self_attn.k_proj.bias"},
+         NULL,
+         MC_EFORMAT,
          "k_proj.bias' is missing"},
         {{.no_tokenizer = 1}, NULL, MC_ENOTFOUND, "--vocab"},
-        {{.tok_json = "{\"model\":{\"type\":\"Unigram\",\"vocab\":[]}}"}, NULL, MC_EUNSUPPORTED,
+        {{.tok_json = "{\"model\":{\"type\":\"Unigram\",\"vocab\":[]}}"},
+         NULL,
+         MC_EUNSUPPORTED,
          "model.type is 'Unigram'"},
         {{.tok_json = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[\"a b\"]}}"},
-         NULL, MC_EUNSUPPORTED, "ByteLevel"},
+         NULL,
+         MC_EUNSUPPORTED,
+         "ByteLevel"},
         {{.tok_json = "{\"decoder\":{\"type\":\"ByteLevel\"},\"model\":{\"type\":\"BPE\","
                       "\"vocab\":{\"a\":20}}}"},
-         NULL, MC_EFORMAT, "below vocab_size 20"},
+         NULL,
+         MC_EFORMAT,
+         "below vocab_size 20"},
         {{.tok_json = "{\"decoder\":{\"type\":\"ByteLevel\"},\"model\":{\"type\":\"BPE\","
                       "\"vocab\":{\"a\":0,\"b\":1},\"merges\":[\"ab\"]}}"},
-         NULL, MC_EFORMAT, "model.merges[0]"},
+         NULL,
+         MC_EFORMAT,
+         "model.merges[0]"},
         {{.tok_json = "{\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"\\\\w+\"}},"
                       "\"decoder\":{\"type\":\"ByteLevel\"},\"model\":{\"type\":\"BPE\","
                       "\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[\"a b\"]}}"},
-         NULL, MC_EUNSUPPORTED, "--pre NAME"},
+         NULL,
+         MC_EUNSUPPORTED,
+         "--pre NAME"},
         {{0}, "klingon", MC_EINVAL, "--pre klingon"},
         {{.tok_json = "{not json"}, NULL, MC_EFORMAT, "tokenizer.json: not valid JSON"},
     };
@@ -823,7 +856,8 @@ MC_TEST(convert_hf_refusals_name_the_problem) {
         write_hf(dir, &cases[i].o);
         mc_err err;
         int rc = convert(dir, out, -1, NULL, cases[i].pre, &err);
-        CHECK_MSG(rc == cases[i].code, "case %zu: rc %d, want %d: %s", i, rc, cases[i].code, err.msg);
+        CHECK_MSG(rc == cases[i].code, "case %zu: rc %d, want %d: %s", i, rc, cases[i].code,
+                  err.msg);
         CHECK_MSG(strstr(err.msg, cases[i].needle) != NULL, "case %zu: \"%s\" lacks \"%s\"", i,
                   err.msg, cases[i].needle);
         check_no_output(out);
@@ -834,7 +868,8 @@ MC_TEST(convert_hf_refusals_name_the_problem) {
     CHECK_EQ_INT(convert(dir, out, -1, NULL, "qwen2", &err), 0);
     mc_gguf *g = open_gguf(out);
     mc_str s;
-    CHECK(mc_gguf_get_str(g, "tokenizer.ggml.pre", &s) == 0 && s.len == 5 && !memcmp(s.ptr, "qwen2", 5));
+    CHECK(mc_gguf_get_str(g, "tokenizer.ggml.pre", &s) == 0 && s.len == 5 &&
+          !memcmp(s.ptr, "qwen2", 5));
     mc_gguf_close(g);
     /* a config.json that is not there, or not an object */
     CHECK_EQ_INT(convert(tmp_path("nowhere"), out, -1, NULL, NULL, &err), MC_ENOTFOUND);
@@ -888,23 +923,25 @@ static void json_escape(const char *in, char *out, size_t cap) {
 /* The pre_tokenizer section decides tokenizer.ggml.pre, or asks for --pre. */
 MC_TEST(convert_hf_pre_tokenizer_detection) {
     /* as Hugging Face's tokenizer.json files of Qwen2 and Llama 3 spell them */
-    static const char qwen2_re[] =
-        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
-        "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-    static const char llama3_re[] =
-        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+"
-        "[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    static const char qwen2_re[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{"
+                                   "N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+                                   "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    static const char llama3_re[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"
+                                    "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+"
+                                    "[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
     char q[512], l[512];
     json_escape(qwen2_re, q, sizeof q);
     json_escape(llama3_re, l, sizeof l);
     char pre[8][1024];
-    static const char split[] = "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\","
-                                "\"pattern\":{\"Regex\":\"%s\"},\"behavior\":\"%s\",\"invert\":false},"
-                                "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":%s}]}";
+    static const char split[] =
+        "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\","
+        "\"pattern\":{\"Regex\":\"%s\"},\"behavior\":\"%s\",\"invert\":false},"
+        "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":%s}]}";
     snprintf(pre[0], sizeof pre[0], split, q, "Isolated", "false");
     snprintf(pre[1], sizeof pre[1], split, l, "Isolated", "false");
     snprintf(pre[2], sizeof pre[2], "%s",
-             "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\",\"individual_digits\":true},"
+             "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\",\"individual_digits\":"
+             "true},"
              "{\"type\":\"ByteLevel\",\"add_prefix_space\":false}]}");
     snprintf(pre[3], sizeof pre[3], "%s", "{\"type\":\"ByteLevel\",\"add_prefix_space\":true}");
     snprintf(pre[4], sizeof pre[4], split, q, "Removed", "false");
@@ -916,7 +953,8 @@ MC_TEST(convert_hf_pre_tokenizer_detection) {
     MC_REQUIRE(m && d);
     for (int i = 0; i < 7; i++) {
         char tok[4096], dir[64];
-        snprintf(tok, sizeof tok, "%.*s\"pre_tokenizer\":%s%s", (int)(m - TOK_JSON), TOK_JSON, pre[i], d);
+        snprintf(tok, sizeof tok, "%.*s\"pre_tokenizer\":%s%s", (int)(m - TOK_JSON), TOK_JSON,
+                 pre[i], d);
         snprintf(dir, sizeof dir, "hf%d", i);
         hfopt o = {.tok_json = tok};
         write_hf(tmp_path(dir), &o);
@@ -924,8 +962,8 @@ MC_TEST(convert_hf_pre_tokenizer_detection) {
         const char *out = tmp_path("p.gguf");
         int rc = convert(tmp_path(dir), out, -1, NULL, NULL, &err);
         if (!want[i]) {
-            CHECK_MSG(rc == MC_EUNSUPPORTED && strstr(err.msg, "--pre NAME"), "case %d: rc %d: %s", i,
-                      rc, err.msg);
+            CHECK_MSG(rc == MC_EUNSUPPORTED && strstr(err.msg, "--pre NAME"), "case %d: rc %d: %s",
+                      i, rc, err.msg);
             continue;
         }
         CHECK_MSG(rc == 0, "case %d: %s", i, err.msg);
@@ -934,14 +972,51 @@ MC_TEST(convert_hf_pre_tokenizer_detection) {
         mc_gguf *g = open_gguf(out);
         mc_str s;
         CHECK(mc_gguf_get_str(g, "tokenizer.ggml.pre", &s) == 0);
-        CHECK_MSG(s.len == strlen(want[i]) && !memcmp(s.ptr, want[i], s.len), "case %d: pre '%.*s', want %s",
-                  i, (int)s.len, s.ptr, want[i]);
+        CHECK_MSG(s.len == strlen(want[i]) && !memcmp(s.ptr, want[i], s.len),
+                  "case %d: pre '%.*s', want %s", i, (int)s.len, s.ptr, want[i]);
         mc_gguf_close(g);
         /* mccom's tokenizer accepts what was written */
         mc_tok *tok_ = NULL;
         CHECK_EQ_INT(mc_tok_load_gguf_file(out, &tok_, &err), 0);
         mc_tok_free(tok_);
     }
+}
+
+static bool add_bos_of(const char *dir_name, const char *tok_json, const char *tok_config) {
+    hfopt o = {.tok_json = tok_json};
+    write_hf(tmp_path(dir_name), &o);
+    char p[1024];
+    if (tok_config) {
+        snprintf(p, sizeof p, "%s/tokenizer_config.json", tmp_path(dir_name));
+        write_str(p, tok_config);
+    }
+    mc_err err;
+    bool b = false;
+    int rc = convert(tmp_path(dir_name), tmp_path("bos.gguf"), -1, NULL, NULL, &err);
+    CHECK_MSG(rc == 0, "%s: %s", dir_name, err.msg);
+    if (rc == 0) {
+        mc_gguf *g = open_gguf(tmp_path("bos.gguf"));
+        CHECK(mc_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &b) == 0);
+        mc_gguf_close(g);
+    }
+    return b;
+}
+
+/* add_bos: false unless tokenizer_config.json says so, or the post-processor template
+ * starts with the BOS token (how Llama 3's tokenizer.json asks for it). */
+MC_TEST(convert_hf_add_bos) {
+    char tmpl[4096];
+    const char *d = strstr(TOK_JSON, ",\"decoder\"");
+    MC_REQUIRE(d);
+    snprintf(tmpl, sizeof tmpl,
+             "%.*s,\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":"
+             "{\"id\":\"<|endoftext|>\",\"type_id\":0}},{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}]}%s",
+             (int)(d - TOK_JSON), TOK_JSON, d);
+    CHECK(!add_bos_of("plain", NULL, NULL));
+    CHECK(add_bos_of("template", tmpl, NULL)); /* BOS is id 0 (config.json) */
+    CHECK(!add_bos_of("template-off", tmpl, "{\"add_bos_token\":false}"));
+    CHECK(add_bos_of("config-on", NULL, "{\"add_bos_token\":true,\"bos_token\":\"a\"}"));
+    CHECK(!add_bos_of("template-other-bos", tmpl, "{\"bos_token\":{\"content\":\"b\"}}"));
 }
 
 /* Value of key i of g equals key j of h: type, and every byte of the value. */
@@ -1043,8 +1118,12 @@ MC_TEST_T(convert_hf_tokenizer_equals_trained_vocab, 240) {
     for (size_t k = 0; k < MC_ARRAY_LEN(spec); k++) {
         size_t nb;
         bufs[n_t] = fill("F32", (int)k, spec[k].rows ? spec[k].rows : 1, spec[k].cols, &nb);
-        t[n_t] = (stt){spec[k].name, "F32", spec[k].rows ? 2 : 1,
-                       {spec[k].rows ? spec[k].rows : spec[k].cols, spec[k].cols}, bufs[n_t], nb};
+        t[n_t] = (stt){spec[k].name,
+                       "F32",
+                       spec[k].rows ? 2 : 1,
+                       {spec[k].rows ? spec[k].rows : spec[k].cols, spec[k].cols},
+                       bufs[n_t],
+                       nb};
         n_t++;
     }
     snprintf(p, sizeof p, "%s/model.safetensors", dir);
@@ -1052,13 +1131,14 @@ MC_TEST_T(convert_hf_tokenizer_equals_trained_vocab, 240) {
     for (int i = 0; i < n_t; i++)
         free(bufs[i]);
     char cfg[1024];
-    snprintf(cfg, sizeof cfg,
-             "{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":%d,\"intermediate_size\":%d,"
-             "\"num_hidden_layers\":1,\"num_attention_heads\":%d,\"num_key_value_heads\":%d,"
-             "\"head_dim\":%d,\"vocab_size\":%d,\"max_position_embeddings\":2048,"
-             "\"rms_norm_eps\":1e-05,\"rope_theta\":10000.0,\"rope_scaling\":null,"
-             "\"tie_word_embeddings\":true,\"bos_token_id\":0,\"eos_token_id\":0}",
-             E, FF, NH, NKV, HD, V);
+    snprintf(
+        cfg, sizeof cfg,
+        "{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":%d,\"intermediate_size\":%d,"
+        "\"num_hidden_layers\":1,\"num_attention_heads\":%d,\"num_key_value_heads\":%d,"
+        "\"head_dim\":%d,\"vocab_size\":%d,\"max_position_embeddings\":2048,"
+        "\"rms_norm_eps\":1e-05,\"rope_theta\":10000.0,\"rope_scaling\":null,"
+        "\"tie_word_embeddings\":true,\"bos_token_id\":0,\"eos_token_id\":0}",
+        E, FF, NH, NKV, HD, V);
     snprintf(p, sizeof p, "%s/config.json", dir);
     write_str(p, cfg);
     snprintf(p, sizeof p, "%s/tokenizer_config.json", dir);
@@ -1076,7 +1156,8 @@ MC_TEST_T(convert_hf_tokenizer_equals_trained_vocab, 240) {
     same_tokenizer_keys(vocab, from_json);
     same_tokenizer_keys(vocab, from_vocab);
     /* the same ids for a piece of code */
-    static const char text[] = "static int parse(const char *s) {\n    return s[0] == '\\t' ? 1 : 42;\n}\n";
+    static const char text[] =
+        "static int parse(const char *s) {\n    return s[0] == '\\t' ? 1 : 42;\n}\n";
     int32_t a[256], b[256];
     int64_t na, nb;
     CHECK_EQ_INT(mc_tok_encode(ref, text, strlen(text), 0, a, 256, &na), 0);
@@ -1125,7 +1206,8 @@ MC_TEST(convert_hf_cli) {
     mc_gguf *g = open_gguf(tmp_path("m.gguf"));
     CHECK_EQ_INT(mc_gguf_find_tensor(g, "blk.0.ffn_up.weight")->type, MC_TYPE_BF16);
     mc_gguf_close(g);
-    snprintf(args, sizeof args, "hf '%s' '%s' -q --pre starcoder", tmp_path("hf"), tmp_path("q.gguf"));
+    snprintf(args, sizeof args, "hf '%s' '%s' -q --pre starcoder", tmp_path("hf"),
+             tmp_path("q.gguf"));
     CHECK_EQ_INT(cli(args, out, sizeof out), 0);
     CHECK_EQ_STR(out, "");
     snprintf(args, sizeof args, "hf '%s' '%s' --vocab '%s'", tmp_path("hf"), tmp_path("v.gguf"),
@@ -1167,8 +1249,8 @@ static void sh(const char *fmt, ...) {
     MC_REQUIRE(w > 0 && (size_t)w < sizeof cmd - 64);
     const char *log = tmp_path("cmd.log");
     char full[9000];
-    snprintf(full, sizeof full, "export OMP_NUM_THREADS=1 PYTHONDONTWRITEBYTECODE=1; (%s) > '%s' 2>&1",
-             cmd, log);
+    snprintf(full, sizeof full,
+             "export OMP_NUM_THREADS=1 PYTHONDONTWRITEBYTECODE=1; (%s) > '%s' 2>&1", cmd, log);
     int rc = system(full);
     if (rc != 0) {
         char show[1200];
@@ -1263,10 +1345,12 @@ static cmp check_logits(const char *what, const char *gguf, const float *ref, co
     CHECK_EQ_INT(V, V_ref);
     cmp c = compare(ours, ref, n, V_ref);
     double tol = tol_abs > 0 ? tol_abs : tol_rel * c.max_ref;
-    fprintf(stderr,
-            "  %s: max |diff| %.3g, relative %.3g (bound %.3g), max |logit| %.3g, argmax same %d/%d\n",
-            what, c.max_diff, c.max_diff / c.max_ref, tol, c.max_ref, c.argmax_same, n);
-    CHECK_MSG(c.max_diff <= tol, "%s: logits differ from PyTorch by %.3g > %.3g", what, c.max_diff, tol);
+    fprintf(
+        stderr,
+        "  %s: max |diff| %.3g, relative %.3g (bound %.3g), max |logit| %.3g, argmax same %d/%d\n",
+        what, c.max_diff, c.max_diff / c.max_ref, tol, c.max_ref, c.argmax_same, n);
+    CHECK_MSG(c.max_diff <= tol, "%s: logits differ from PyTorch by %.3g > %.3g", what, c.max_diff,
+              tol);
     CHECK_MSG(c.max_ref > 0.5, "%s: reference logits are too flat (%.3g) to test anything", what,
               c.max_ref);
     if (argmax95)
@@ -1291,7 +1375,8 @@ static float *oracle_logits(const char *gguf, const char *csv, int n, int V) {
         return NULL;
     }
     const char *bin = tmp_path("oracle.bin");
-    sh("%s logits '%s' --tokens %s --all --threads 1 --kv f32 --out '%s'", oracle_path(), gguf, csv, bin);
+    sh("%s logits '%s' --tokens %s --all --threads 1 --kv f32 --out '%s'", oracle_path(), gguf, csv,
+       bin);
     return read_f32(bin, (size_t)n * (size_t)V);
 }
 
@@ -1341,16 +1426,20 @@ static void trained_recipe(int tied) {
     const char *T = mc_test_tmpdir();
     sh(PY " tools/train/tokfile.py byte-vocab '%s/vocab'", T);
     sh("ls src/tok/*.c src/model/*.c > '%s/files.list'", T);
-    sh(PY " tools/train/tokfile.py byte-tokenize --list '%s/files.list' --root . --out '%s/t.tok'", T, T);
-    sh(PY " tools/train/train.py --preset tiny-test --train '%s/t.tok' --vocab '%s/vocab/tokenizer.json' "
+    sh(PY " tools/train/tokfile.py byte-tokenize --list '%s/files.list' --root . --out '%s/t.tok'",
+       T, T);
+    sh(PY " tools/train/train.py --preset tiny-test --train '%s/t.tok' --vocab "
+          "'%s/vocab/tokenizer.json' "
           "--out '%s/run' --steps 20 --batch 2 --warmup 2 --threads 1",
        T, T, T);
     if (tied) /* the tiny preset is untied; tie it as tests/test_train.c's Export test does */
         sh(PY " -c \"import sys, torch; sys.path.insert(0, 'tools/train'); import train; "
               "p = '%s/run/ckpt.pt'; d = train.load_ckpt(p); d['config']['tied'] = True; "
-              "d['model']['lm_head.weight'] = d['model']['model.embed_tokens.weight']; torch.save(d, p)\"",
+              "d['model']['lm_head.weight'] = d['model']['model.embed_tokens.weight']; "
+              "torch.save(d, p)\"",
            T);
-    sh(PY " tools/train/export.py --ckpt '%s/run/ckpt.pt' --vocab '%s/vocab/tokenizer.json' --out '%s/hf'",
+    sh(PY " tools/train/export.py --ckpt '%s/run/ckpt.pt' --vocab '%s/vocab/tokenizer.json' --out "
+          "'%s/hf'",
        T, T, T);
     sh("%s convert hf '%s/hf' '%s/m.gguf' --type f32", mccom_bin(), T, T);
     sh("%s convert hf '%s/hf' '%s/m16.gguf' --type f16", mccom_bin(), T, T);
@@ -1387,13 +1476,16 @@ static void unpermute(const char *in, const char *out, int n_head, int n_head_kv
         char name[128];
         snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
         const void *data = t->data;
-        int heads = strstr(name, "attn_q.weight") ? n_head : strstr(name, "attn_k.weight") ? n_head_kv : 0;
+        int heads = strstr(name, "attn_q.weight")   ? n_head
+                    : strstr(name, "attn_k.weight") ? n_head_kv
+                                                    : 0;
         if (heads) {
             MC_REQUIRE(t->type == MC_TYPE_F32 && nb < 64);
             int64_t rows = t->ne[1], hd = rows / heads, cols = t->ne[0];
             float *b = malloc(t->size);
             MC_REQUIRE(b);
-            for (int64_t r = 0; r < rows; r++) { /* GGUF row h*hd + 2i + j holds HF row h*hd + j*hd/2 + i */
+            for (int64_t r = 0; r < rows;
+                 r++) { /* GGUF row h*hd + 2i + j holds HF row h*hd + j*hd/2 + i */
                 int64_t h = r / hd, k = r % hd;
                 memcpy(b + (h * hd + (k % 2) * (hd / 2) + k / 2) * cols,
                        (const float *)t->data + r * cols, (size_t)cols * 4);
@@ -1416,7 +1508,8 @@ MC_TEST_T(convert_hf_logits_random_llama_sharded, 300) {
     need_python();
     const char *T = mc_test_tmpdir();
     sh(PY " tools/train/tokfile.py byte-vocab '%s/vocab'", T);
-    sh(PY " tests/convert_hf_ref.py llama '%s/hf' --vocab '%s/vocab/tokenizer.json' --seed 7", T, T);
+    sh(PY " tests/convert_hf_ref.py llama '%s/hf' --vocab '%s/vocab/tokenizer.json' --seed 7", T,
+       T);
     int32_t ids[N_IDS];
     char csv[512];
     test_ids(ids, csv, sizeof csv);
@@ -1448,8 +1541,9 @@ MC_TEST_T(convert_hf_logits_bf16_export, 300) {
     need_python();
     const char *T = mc_test_tmpdir();
     sh(PY " tools/train/tokfile.py byte-vocab '%s/vocab'", T);
-    sh(PY " tests/convert_hf_ref.py llama '%s/hf' --vocab '%s/vocab/tokenizer.json' --seed 11 --tied "
-          "--dtype bf16",
+    sh(PY
+       " tests/convert_hf_ref.py llama '%s/hf' --vocab '%s/vocab/tokenizer.json' --seed 11 --tied "
+       "--dtype bf16",
        T, T);
     int32_t ids[N_IDS];
     char csv[512];
@@ -1485,7 +1579,8 @@ MC_TEST_T(convert_hf_logits_qwen2_biases, 300) {
     float *ref = read_f32(tmp_path("ref.bin"), (size_t)N_IDS * V);
     mc_gguf *g = open_gguf(tmp_path("m.gguf"));
     mc_str s;
-    CHECK(mc_gguf_get_str(g, "general.architecture", &s) == 0 && s.len == 5 && !memcmp(s.ptr, "qwen2", 5));
+    CHECK(mc_gguf_get_str(g, "general.architecture", &s) == 0 && s.len == 5 &&
+          !memcmp(s.ptr, "qwen2", 5));
     CHECK(mc_gguf_find_tensor(g, "blk.1.attn_k.bias") != NULL);
     CHECK_EQ_INT(get_u32(g, "tokenizer.ggml.eos_token_id"), 0);
     CHECK_EQ_INT(mc_gguf_find_key(g, "tokenizer.ggml.bos_token_id") >= 0, 1); /* from config.json */

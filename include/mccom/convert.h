@@ -93,6 +93,7 @@ void mc_safetensors_close(mc_safetensors *st);
 
 /* Tensors of all files, sorted by name. */
 int64_t mc_safetensors_n_tensors(const mc_safetensors *st);
+/* NULL if i is out of range / no tensor has that name. */
 const mc_st_tensor *mc_safetensors_tensor_at(const mc_safetensors *st, int64_t i);
 const mc_st_tensor *mc_safetensors_find(const mc_safetensors *st, const char *name);
 int mc_safetensors_n_files(const mc_safetensors *st);
@@ -116,6 +117,7 @@ typedef struct mc_convert_hf_params {
     void *ud;
 } mc_convert_hf_params;
 
+/* Defaults: keep types, tokenizer.json, detected pre-tokenizer, no progress. */
 mc_convert_hf_params mc_convert_hf_default(void);
 
 /* Convert a Hugging Face model directory (config.json with architectures

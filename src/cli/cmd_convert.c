@@ -7,27 +7,26 @@
 #include <string.h>
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: mccom convert llama2c MODEL.bin TOKENIZER.bin OUT.gguf\n"
-            "       mccom convert hf DIR OUT.gguf [--type f32|f16|bf16] [--vocab V.gguf]\n"
-            "                                     [--pre NAME] [-q]\n\n"
-            "llama2c: a llama2.c checkpoint and its tokenizer to an F32 GGUF model\n"
-            "(architecture llama, SentencePiece-style vocabulary).\n\n"
-            "hf: a Hugging Face model directory (config.json with LlamaForCausalLM or\n"
-            "Qwen2ForCausalLM, model.safetensors or a sharded model.safetensors.index.json,\n"
-            "tokenizer.json) to GGUF architecture llama or qwen2. Llama q/k rows are\n"
-            "permuted to llama.cpp's rope order.\n"
-            "  --type T      2-D weights as f32, f16 or bf16 (default: f32 stays f32,\n"
-            "                f16 and bf16 become f16); norms and biases are always f32\n"
-            "  --vocab V     copy the tokenizer.* keys of the GGUF file V (e.g. the\n"
-            "                vocab.gguf of `mccom tokenizer train`) instead of reading\n"
-            "                tokenizer.json: identical tokenization by construction\n"
-            "  --pre NAME    byte-level pre-tokenizer to record (qwen2, llama-bpe, gpt-2,\n"
-            "                starcoder, deepseek-coder, refact) when tokenizer.json's\n"
-            "                cannot be recognised (qwen2, llama-bpe, gpt-2 and starcoder are)\n"
-            "  -q            no progress output\n\n"
-            "Output goes to OUT.tmp and is renamed to OUT when complete. Both load in mccom\n"
-            "and llama.cpp; quantize afterwards with `mccom quantize`.\n");
+    fprintf(f, "usage: mccom convert llama2c MODEL.bin TOKENIZER.bin OUT.gguf\n"
+               "       mccom convert hf DIR OUT.gguf [--type f32|f16|bf16] [--vocab V.gguf]\n"
+               "                                     [--pre NAME] [-q]\n\n"
+               "llama2c: a llama2.c checkpoint and its tokenizer to an F32 GGUF model\n"
+               "(architecture llama, SentencePiece-style vocabulary).\n\n"
+               "hf: a Hugging Face model directory (config.json with LlamaForCausalLM or\n"
+               "Qwen2ForCausalLM, model.safetensors or a sharded model.safetensors.index.json,\n"
+               "tokenizer.json) to GGUF architecture llama or qwen2. Llama q/k rows are\n"
+               "permuted to llama.cpp's rope order.\n"
+               "  --type T      2-D weights as f32, f16 or bf16 (default: f32 stays f32,\n"
+               "                f16 and bf16 become f16); norms and biases are always f32\n"
+               "  --vocab V     copy the tokenizer.* keys of the GGUF file V (e.g. the\n"
+               "                vocab.gguf of `mccom tokenizer train`) instead of reading\n"
+               "                tokenizer.json: identical tokenization by construction\n"
+               "  --pre NAME    byte-level pre-tokenizer to record (qwen2, llama-bpe, gpt-2,\n"
+               "                starcoder, deepseek-coder, refact) when tokenizer.json's\n"
+               "                cannot be recognised (qwen2, llama-bpe, gpt-2 and starcoder are)\n"
+               "  -q            no progress output\n\n"
+               "Output goes to OUT.tmp and is renamed to OUT when complete. Both load in mccom\n"
+               "and llama.cpp; quantize afterwards with `mccom quantize`.\n");
 }
 
 struct progress {
@@ -68,8 +67,9 @@ static int convert_hf(int argc, char **argv) {
             p.out_type = mc_ggml_type_from_name(t);
             if (p.out_type != MC_TYPE_F32 && p.out_type != MC_TYPE_F16 &&
                 p.out_type != MC_TYPE_BF16) {
-                fprintf(stderr, "convert: --type %s: use f32, f16 or bf16 (then `mccom quantize` "
-                                "for q8_0/q4_0)\n",
+                fprintf(stderr,
+                        "convert: --type %s: use f32, f16 or bf16 (then `mccom quantize` "
+                        "for q8_0/q4_0)\n",
                         t);
                 return 2;
             }

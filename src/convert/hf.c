@@ -185,14 +185,16 @@ static int parse_config(const json_t *c, hfcfg *h, mc_err *err) {
         h->head_dim = h->n_embd / h->n_head;
     }
     if (h->head_dim % 2 != 0 || h->head_dim > 1024)
-        return mc_err_set(err, MC_EFORMAT, -1, "config.json: head dimension %lld must be even, <= 1024",
+        return mc_err_set(err, MC_EFORMAT, -1,
+                          "config.json: head dimension %lld must be even, <= 1024",
                           (long long)h->head_dim);
     if ((rc = cfg_num(c, "rms_norm_eps", 1e-6, &h->eps, err)) ||
         (rc = cfg_num(c, "rope_theta", 10000.0, &h->theta, err)))
         return rc;
     const json_t *tie = json_object_get(c, "tie_word_embeddings");
     if (tie && !json_is_boolean(tie) && !json_is_null(tie))
-        return mc_err_set(err, MC_EFORMAT, -1, "config.json: field tie_word_embeddings is not a boolean");
+        return mc_err_set(err, MC_EFORMAT, -1,
+                          "config.json: field tie_word_embeddings is not a boolean");
     h->tied = json_is_true(tie); /* LlamaConfig and Qwen2Config default to false */
     return 0;
 }
@@ -201,7 +203,7 @@ static int parse_config(const json_t *c, hfcfg *h, mc_err *err) {
 
 typedef struct hfvocab {
     int64_t n;
-    char **text;    /* owned */
+    char **text; /* owned */
     size_t *len;
     int32_t *type;
     char **merges; /* owned, "a b" */
@@ -233,16 +235,16 @@ static int64_t vocab_find(const hfvocab *v, const char *s) {
 }
 
 /* The pre-tokenizer expressions mccom implements, as Hugging Face writes them. */
-static const char RE_QWEN2[] =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
-    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char RE_QWEN2[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+                               "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+                               "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 static const char RE_LLAMA3[] =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+"
     "[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 /* Names accepted by --pre: the byte-level pre-tokenizers src/tok implements (tok.h). */
-static const char *const PRE_NAMES[] = {"qwen2",     "llama-bpe",      "llama3", "gpt-2", "default",
-                                        "starcoder", "deepseek-coder", "refact"};
+static const char *const PRE_NAMES[] = {"qwen2",   "llama-bpe", "llama3",         "gpt-2",
+                                        "default", "starcoder", "deepseek-coder", "refact"};
 
 /* Re-set err's message as before + message + after. */
 static int prefix_err(mc_err *err, int rc, const char *before, const char *after) {
@@ -274,7 +276,10 @@ static int has_byte_level(const json_t *o) {
         seq = json_object_get(o, "decoders");
     size_t i;
     const json_t *e;
-    json_array_foreach(seq, i, e) if (has_byte_level(e)) return 1;
+    json_array_foreach(seq, i, e) {
+        if (has_byte_level(e))
+            return 1;
+    }
     return 0;
 }
 
@@ -300,9 +305,11 @@ static const char *detect_pre(const json_t *pt, int64_t n_merges) {
     }
     if (n == 2 && is_type(steps[0], "Split") && is_type(steps[1], "ByteLevel") &&
         !byte_level_regex(steps[1])) {
-        const char *re = json_string_value(json_object_get(json_object_get(steps[0], "pattern"), "Regex"));
+        const char *re =
+            json_string_value(json_object_get(json_object_get(steps[0], "pattern"), "Regex"));
         const char *beh = json_string_value(json_object_get(steps[0], "behavior"));
-        if (!re || !beh || strcmp(beh, "Isolated") != 0 || json_is_true(json_object_get(steps[0], "invert")))
+        if (!re || !beh || strcmp(beh, "Isolated") != 0 ||
+            json_is_true(json_object_get(steps[0], "invert")))
             return NULL;
         if (!strcmp(re, RE_QWEN2))
             return "qwen2";
@@ -356,14 +363,17 @@ static int want_bos(const hfvocab *v, const json_t *tc, const json_t *tj) {
     if (is_type(pp, "Sequence")) {
         size_t i;
         const json_t *e, *found = NULL;
-        json_array_foreach(json_object_get(pp, "processors"), i, e) if (is_type(e, "TemplateProcessing"))
-            found = e;
+        const json_t *procs = json_object_get(pp, "processors");
+        json_array_foreach(procs, i, e) {
+            if (is_type(e, "TemplateProcessing"))
+                found = e;
+        }
         pp = found;
     }
     if (!pp || !is_type(pp, "TemplateProcessing") || v->bos < 0)
         return 0;
-    const char *id = json_string_value(
-        json_object_get(json_object_get(json_array_get(json_object_get(pp, "single"), 0), "SpecialToken"), "id"));
+    const char *id = json_string_value(json_object_get(
+        json_object_get(json_array_get(json_object_get(pp, "single"), 0), "SpecialToken"), "id"));
     return id && v->len[v->bos] == strlen(id) && !memcmp(v->text[v->bos], id, v->len[v->bos]);
 }
 
@@ -379,8 +389,9 @@ static int read_tokenizer(const char *dir, const json_t *cfg, int64_t n_vocab, c
     json_t *tj = NULL, *tc = NULL;
     int rc = load_json(dir, "tokenizer.json", 1, &tj, err);
     if (rc)
-        return prefix_err(err, rc, "", " (or pass --vocab VOCAB.gguf to take the vocabulary from "
-                                       "a GGUF file)");
+        return prefix_err(err, rc, "",
+                          " (or pass --vocab VOCAB.gguf to take the vocabulary from "
+                          "a GGUF file)");
     if ((rc = load_json(dir, "tokenizer_config.json", 0, &tc, err)))
         goto done;
     const json_t *model = json_object_get(tj, "model");
@@ -490,7 +501,8 @@ static int read_tokenizer(const char *dir, const json_t *cfg, int64_t n_vocab, c
             if (sp && sp != s && sp[1] && !strchr(sp + 1, ' '))
                 m = strdup(s);
         } else if (json_is_array(val) && json_array_size(val) == 2 &&
-                   json_is_string(json_array_get(val, 0)) && json_is_string(json_array_get(val, 1))) {
+                   json_is_string(json_array_get(val, 0)) &&
+                   json_is_string(json_array_get(val, 1))) {
             const char *a = json_string_value(json_array_get(val, 0));
             const char *b = json_string_value(json_array_get(val, 1));
             size_t la = strlen(a), lb = strlen(b);
@@ -509,7 +521,8 @@ static int read_tokenizer(const char *dir, const json_t *cfg, int64_t n_vocab, c
         }
         v->merges[v->n_merges++] = m;
     }
-    const char *pre = pre_opt ? pre_opt : detect_pre(json_object_get(tj, "pre_tokenizer"), v->n_merges);
+    const char *pre =
+        pre_opt ? pre_opt : detect_pre(json_object_get(tj, "pre_tokenizer"), v->n_merges);
     if (!pre) {
         rc = mc_err_set(err, MC_EUNSUPPORTED, -1,
                         "tokenizer.json: the pre_tokenizer is not one mccom recognises exactly "
@@ -674,14 +687,14 @@ done:
 /* ---- tensors ------------------------------------------------------------- */
 
 typedef struct job {
-    char name[64];            /* GGUF name */
+    char name[64]; /* GGUF name */
     const mc_st_tensor *src;
-    int dst;                  /* ggml type */
+    int dst; /* ggml type */
     int n_dims;
-    int64_t ne[2];            /* GGUF order: ne[0] = row length */
-    int64_t perm_heads;       /* > 0: llama rope permutation of rows, per head */
+    int64_t ne[2];      /* GGUF order: ne[0] = row length */
+    int64_t perm_heads; /* > 0: llama rope permutation of rows, per head */
     size_t nbytes;
-    uint8_t *buf;             /* in the scratch mapping, or NULL: src->data is written as is */
+    uint8_t *buf; /* in the scratch mapping, or NULL: src->data is written as is */
 } job;
 
 typedef struct plan {
@@ -757,16 +770,17 @@ static int make_plan(plan *pl, const hfcfg *h, mc_err *err) {
     const int64_t E = h->n_embd, Q = h->n_head * h->head_dim, KV = h->n_head_kv * h->head_dim;
     const int64_t pq = llama ? h->n_head : 0, pk = llama ? h->n_head_kv : 0;
     int rc;
-    if ((rc = plan_add(pl, "model.embed_tokens.weight", "token_embd.weight", h->n_vocab, E, 0, 0, err)))
+    if ((rc = plan_add(pl, "model.embed_tokens.weight", "token_embd.weight", h->n_vocab, E, 0, 0,
+                       err)))
         return rc;
     for (int64_t l = 0; l < h->n_layer; l++) {
         char hf[128], gg[64];
-#define ADD(hfname, ggname, rows, cols, perm, opt)                                            \
-    do {                                                                                      \
-        snprintf(hf, sizeof hf, "model.layers.%lld." hfname, (long long)l);                   \
-        snprintf(gg, sizeof gg, "blk.%lld." ggname, (long long)l);                            \
-        if ((rc = plan_add(pl, hf, gg, rows, cols, perm, opt, err)))                          \
-            return rc;                                                                        \
+#define ADD(hfname, ggname, rows, cols, perm, opt)                                                 \
+    do {                                                                                           \
+        snprintf(hf, sizeof hf, "model.layers.%lld." hfname, (long long)l);                        \
+        snprintf(gg, sizeof gg, "blk.%lld." ggname, (long long)l);                                 \
+        if ((rc = plan_add(pl, hf, gg, rows, cols, perm, opt, err)))                               \
+            return rc;                                                                             \
     } while (0)
         ADD("input_layernorm.weight", "attn_norm.weight", 0, E, 0, 0);
         ADD("self_attn.q_proj.weight", "attn_q.weight", Q, E, pq, 0);
@@ -927,9 +941,7 @@ static int run_job(const job *j, float *row, uint16_t *tmp, mc_err *err) {
     return 0;
 }
 
-static int ftype_of(int type) {
-    return type == MC_TYPE_F16 ? 1 : type == MC_TYPE_BF16 ? 32 : 0;
-}
+static int ftype_of(int type) { return type == MC_TYPE_F16 ? 1 : type == MC_TYPE_BF16 ? 32 : 0; }
 
 int mc_convert_hf(const char *dir, const char *out_path, const mc_convert_hf_params *p,
                   mc_err *err) {
@@ -939,8 +951,9 @@ int mc_convert_hf(const char *dir, const char *out_path, const mc_convert_hf_par
         p = &def;
     if (p->out_type != -1 && p->out_type != MC_TYPE_F32 && p->out_type != MC_TYPE_F16 &&
         p->out_type != MC_TYPE_BF16)
-        return mc_err_set(err, MC_EINVAL, -1, "output type must be f32, f16 or bf16 (quantize with "
-                                              "`mccom quantize` afterwards)");
+        return mc_err_set(err, MC_EINVAL, -1,
+                          "output type must be f32, f16 or bf16 (quantize with "
+                          "`mccom quantize` afterwards)");
     if (p->pre) {
         size_t i = 0;
         while (i < MC_ARRAY_LEN(PRE_NAMES) && strcmp(p->pre, PRE_NAMES[i]) != 0)
@@ -992,15 +1005,15 @@ int mc_convert_hf(const char *dir, const char *out_path, const mc_convert_hf_par
     while (base > dir && base[-1] != '/')
         base--;
     snprintf(name, sizeof name, "%.*s", (int)(dir + dl - base), base);
-#define SET_U32(suffix, v)                                  \
-    do {                                                    \
-        snprintf(key, sizeof key, "%s." suffix, A);         \
-        mc_gguf_set_u32(w, key, (uint32_t)(v));             \
+#define SET_U32(suffix, v)                                                                         \
+    do {                                                                                           \
+        snprintf(key, sizeof key, "%s." suffix, A);                                                \
+        mc_gguf_set_u32(w, key, (uint32_t)(v));                                                    \
     } while (0)
-#define SET_F32(suffix, v)                                  \
-    do {                                                    \
-        snprintf(key, sizeof key, "%s." suffix, A);         \
-        mc_gguf_set_f32(w, key, (float)(v));                \
+#define SET_F32(suffix, v)                                                                         \
+    do {                                                                                           \
+        snprintf(key, sizeof key, "%s." suffix, A);                                                \
+        mc_gguf_set_f32(w, key, (float)(v));                                                       \
     } while (0)
     mc_gguf_set_str(w, "general.architecture", A);
     mc_gguf_set_str(w, "general.name", name);

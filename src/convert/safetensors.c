@@ -47,11 +47,11 @@ static const struct {
     int size;
     int type;
 } DTYPES[] = {
-    {"F32", 4, MC_TYPE_F32},   {"F16", 2, MC_TYPE_F16},   {"BF16", 2, MC_TYPE_BF16},
-    {"F64", 8, MC_TYPE_F64},   {"I64", 8, MC_TYPE_I64},   {"I32", 4, MC_TYPE_I32},
-    {"I16", 2, MC_TYPE_I16},   {"I8", 1, MC_TYPE_I8},     {"U64", 8, -1},
-    {"U32", 4, -1},            {"U16", 2, -1},            {"U8", 1, -1},
-    {"BOOL", 1, -1},           {"F8_E4M3", 1, -1},        {"F8_E5M2", 1, -1},
+    {"F32", 4, MC_TYPE_F32}, {"F16", 2, MC_TYPE_F16}, {"BF16", 2, MC_TYPE_BF16},
+    {"F64", 8, MC_TYPE_F64}, {"I64", 8, MC_TYPE_I64}, {"I32", 4, MC_TYPE_I32},
+    {"I16", 2, MC_TYPE_I16}, {"I8", 1, MC_TYPE_I8},   {"U64", 8, -1},
+    {"U32", 4, -1},          {"U16", 2, -1},          {"U8", 1, -1},
+    {"BOOL", 1, -1},         {"F8_E4M3", 1, -1},      {"F8_E5M2", 1, -1},
 };
 
 /* Offset (from the file start) of the first `"name"` in the header, else 8. */
@@ -125,8 +125,9 @@ static int parse_file(mc_safetensors *st, int fi, mc_err *err) {
                           "%s: header length %llu runs past the end of the file (%zu bytes)", path,
                           (unsigned long long)hlen, size);
     if (hlen < 2)
-        return mc_err_set(err, MC_EFORMAT, 0, "%s: header length %llu is too small for a JSON object",
-                          path, (unsigned long long)hlen);
+        return mc_err_set(err, MC_EFORMAT, 0,
+                          "%s: header length %llu is too small for a JSON object", path,
+                          (unsigned long long)hlen);
     const uint8_t *hdr = p + 8;
     if (hdr[0] != '{')
         return mc_err_set(err, MC_EFORMAT, 8, "%s: header does not start with '{'", path);
@@ -157,8 +158,9 @@ static int parse_file(mc_safetensors *st, int fi, mc_err *err) {
 #define KEY_OFF name_offset(hdr, (size_t)hlen, key)
         if (!strcmp(key, "__metadata__")) {
             if (!json_is_object(val)) {
-                rc = mc_err_set(err, MC_EFORMAT, KEY_OFF, "%s: __metadata__ (byte %lld) is not an object",
-                                path, (long long)KEY_OFF);
+                rc = mc_err_set(err, MC_EFORMAT, KEY_OFF,
+                                "%s: __metadata__ (byte %lld) is not an object", path,
+                                (long long)KEY_OFF);
                 goto done;
             }
             const char *mk;
@@ -176,8 +178,8 @@ static int parse_file(mc_safetensors *st, int fi, mc_err *err) {
         mc_st_tensor t;
         memset(&t, 0, sizeof t);
         if (key[0] == 0) {
-            rc = mc_err_set(err, MC_EFORMAT, KEY_OFF, "%s: a tensor has an empty name (byte %lld)", path,
-                            (long long)KEY_OFF);
+            rc = mc_err_set(err, MC_EFORMAT, KEY_OFF, "%s: a tensor has an empty name (byte %lld)",
+                            path, (long long)KEY_OFF);
             goto done;
         }
         if (!json_is_object(val)) {
@@ -261,8 +263,8 @@ static int parse_file(mc_safetensors *st, int fi, mc_err *err) {
             rc = mc_err_set(err, MC_EFORMAT, KEY_OFF,
                             "%s: tensor '%s' (byte %lld): field data_offsets [%llu, %llu] is "
                             "outside the data section [0, %llu]",
-                            path, key, (long long)KEY_OFF, (unsigned long long)b, (unsigned long long)e,
-                            (unsigned long long)data_size);
+                            path, key, (long long)KEY_OFF, (unsigned long long)b,
+                            (unsigned long long)e, (unsigned long long)data_size);
             goto done;
         }
         if (e - b != nbytes) {
@@ -404,7 +406,8 @@ int mc_safetensors_open_mem(const void *data, size_t size, mc_safetensors **out,
     st->files[0].path = strdup("<memory>");
     st->files[0].base = data ? data : (const void *)"";
     st->files[0].size = data ? size : 0;
-    int rc = st->files[0].path ? parse_file(st, 0, err) : mc_err_set(err, MC_ENOMEM, -1, "out of memory");
+    int rc = st->files[0].path ? parse_file(st, 0, err)
+                               : mc_err_set(err, MC_ENOMEM, -1, "out of memory");
     if (rc == 0)
         rc = finish(st, err);
     if (rc) {
@@ -454,15 +457,16 @@ static int open_index(const char *dir, const char *index_path, mc_safetensors **
     json_error_t je;
     json_t *root = json_load_file(index_path, JSON_REJECT_DUPLICATES, &je);
     if (!root)
-        return mc_err_set(err, MC_EFORMAT, (int64_t)je.position, "%s: not valid JSON at byte %lld: %s",
-                          index_path, (long long)je.position, je.text);
+        return mc_err_set(err, MC_EFORMAT, (int64_t)je.position,
+                          "%s: not valid JSON at byte %lld: %s", index_path, (long long)je.position,
+                          je.text);
     int rc = 0;
     mc_safetensors *st = NULL;
     const char **names = NULL;
     json_t *wm = json_is_object(root) ? json_object_get(root, "weight_map") : NULL;
     if (!json_is_object(wm) || json_object_size(wm) == 0) {
-        rc = mc_err_set(err, MC_EFORMAT, -1, "%s: field weight_map is missing, empty or not an object",
-                        index_path);
+        rc = mc_err_set(err, MC_EFORMAT, -1,
+                        "%s: field weight_map is missing, empty or not an object", index_path);
         goto done;
     }
     /* the distinct files, in order of first mention */
@@ -478,8 +482,8 @@ static int open_index(const char *dir, const char *index_path, mc_safetensors **
     json_object_foreach(wm, key, val) {
         if (!json_is_string(val) || !safe_name(json_string_value(val))) {
             rc = mc_err_set(err, MC_EFORMAT, -1,
-                            "%s: field weight_map.%s is not a file name in the directory", index_path,
-                            key);
+                            "%s: field weight_map.%s is not a file name in the directory",
+                            index_path, key);
             goto done;
         }
         const char *fn = json_string_value(val);
@@ -488,7 +492,8 @@ static int open_index(const char *dir, const char *index_path, mc_safetensors **
             k++;
         if (k == n_files) {
             if (n_files == MAX_FILES) {
-                rc = mc_err_set(err, MC_EFORMAT, -1, "%s: more than %d files", index_path, MAX_FILES);
+                rc = mc_err_set(err, MC_EFORMAT, -1, "%s: more than %d files", index_path,
+                                MAX_FILES);
                 goto done;
             }
             names[n_files++] = fn;
@@ -522,8 +527,8 @@ static int open_index(const char *dir, const char *index_path, mc_safetensors **
         const char *base = strrchr(st->files[t->file].path, '/');
         if (strcmp(base + 1, json_string_value(val)) != 0) {
             rc = mc_err_set(err, MC_EFORMAT, -1,
-                            "%s: weight_map puts tensor '%s' in %s, but it is in %s", index_path, key,
-                            json_string_value(val), base + 1);
+                            "%s: weight_map puts tensor '%s' in %s, but it is in %s", index_path,
+                            key, json_string_value(val), base + 1);
             goto done;
         }
     }
