@@ -5,6 +5,7 @@
 #   make test       install, build (normal + ASan/UBSan), run every test in both builds
 #   make bench      benchmarks (markdown tables)
 #   make fuzz       libFuzzer builds of the fuzz targets (clang), each run for FUZZ_SECONDS
+#   make models PRESET=cpu-small   the model factory end to end (tools/train/factory.sh all)
 #
 # Variables: BUILD (output dir), SAN=1 (AddressSanitizer + UndefinedBehaviorSanitizer).
 
@@ -41,7 +42,7 @@ LIB_OBJ  := $(call obj,$(LIB_SRC))
 CLI_OBJ  := $(call obj,$(CLI_SRC))
 TEST_OBJ := $(call obj,$(TEST_SRC))
 
-.PHONY: all run test test-only deps bench fuzz clean oracle tools print-cflags
+.PHONY: all run test test-only deps bench fuzz clean oracle tools print-cflags models
 all: $(BUILD)/mccom $(BUILD)/mccom-test $(BENCH_BIN)
 
 $(BUILD)/obj/%_avx2.o: %_avx2.c
@@ -127,6 +128,13 @@ bench: deps
 
 fuzz:
 	@scripts/fuzz.sh
+
+# The model factory (docs/training.md): corpus, vocabulary, training, export, convert,
+# quantize into build/models; resumable (each finished step leaves a stamp).
+PRESET ?= cpu-small
+models:
+	@$(MAKE) --no-print-directory BUILD=build/release all
+	MCCOM=build/release/mccom tools/train/factory.sh all $(PRESET)
 
 clean:
 	rm -rf build

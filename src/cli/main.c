@@ -8,7 +8,7 @@ static int mc_cmd_version(int argc, char **argv);
 static const struct mc_cmd commands[] = {
     {"generate", mc_cmd_generate, "generate text from a prompt with a GGUF model"},
     {"info", mc_cmd_info, "print a GGUF file's metadata and tensor table"},
-    {"convert", mc_cmd_convert, "convert a llama2.c checkpoint to GGUF"},
+    {"convert", mc_cmd_convert, "convert a llama2.c checkpoint or a Hugging Face directory to GGUF"},
     {"quantize", mc_cmd_quantize, "re-quantize a GGUF model (q8_0, q4_0, f16, bf16, f32)"},
     {"tokenize", mc_cmd_tokenize, "tokenize a corpus to a token file (or print ids of stdin)"},
     {"tokenizer", mc_cmd_tokenizer, "train a byte-level BPE vocabulary: tokenizer train ..."},

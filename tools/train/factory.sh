@@ -7,7 +7,7 @@
 #     tokenize   corpus train/val and the benchmark repositories -> token files
 #     train      train PRESET (train.py; resumes from its checkpoint)
 #     export     PRESET's checkpoint -> Hugging Face directory
-#     convert    Hugging Face directory -> F32 GGUF (mccom convert hf)
+#     convert    Hugging Face directory -> F32 GGUF (mccom convert hf --vocab vocab.gguf)
 #     quantize   F32 GGUF -> Q8_0 and Q4_0 (mccom quantize)
 #     all        every step above for PRESET
 #     status     which steps are done
@@ -145,7 +145,11 @@ do_convert() {
     done_ "convert-$preset" && { say "convert $preset: done"; return; }
     need_mccom
     mkdir -p "$MODELS/gguf"
-    "$MCCOM" convert hf "$MODELS/hf/$preset" "$MODELS/gguf/$preset-f32.gguf"
+    # With the trained vocabulary's GGUF, its tokenizer.* keys are copied as they are, so the
+    # model tokenizes exactly like vocab.gguf (the toy BYTE_VOCAB has none: tokenizer.json).
+    local vocab=()
+    [ -f "$MODELS/vocab/vocab.gguf" ] && vocab=(--vocab "$MODELS/vocab/vocab.gguf")
+    "$MCCOM" convert hf "$MODELS/hf/$preset" "$MODELS/gguf/$preset-f32.gguf" --type f32 ${vocab[@]+"${vocab[@]}"}
     mark "convert-$preset"
 }
 
