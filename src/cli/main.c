@@ -15,6 +15,7 @@ static const struct mc_cmd commands[] = {
     {"version", mc_cmd_version, "print mccom's version"},
     {"index", mc_cmd_index, "build or update a repository's retrieval index (--watch)"},
     {"retrieve", mc_cmd_retrieve, "retrieve code windows similar to a cursor's context"},
+    {"serve", mc_cmd_serve, "serve a model over HTTP (OpenAI completions, infill, draft verification)"},
 };
 
 #define MC_VERSION "0.1.0"
