@@ -966,6 +966,7 @@ MC_TEST(server_health_models_metrics) {
     const char *hist = "mccom_request_duration_seconds_count{endpoint=\"/v1/completions\"}";
     double ok0 = metric(s.port, ok), bad0 = metric(s.port, bad), gen0 = metric(s.port, "mccom_generated_tokens_total");
     double prompt0 = metric(s.port, "mccom_prompt_tokens_total"), h0 = metric(s.port, hist);
+    double busy0 = metric(s.port, "mccom_engine_seconds_total");
     j = post_ok(s.port, "/v1/completions", "{\"prompt\": \"Mom said\", \"max_tokens\": 7, \"temperature\": 0}");
     json_decref(j);
     post(s.port, "/v1/completions", "{\"prompt\": 5}", &r);
@@ -976,6 +977,7 @@ MC_TEST(server_health_models_metrics) {
     CHECK_EQ_INT(metric(s.port, hist), h0 + 1);
     CHECK_EQ_INT(metric(s.port, "mccom_generated_tokens_total"), gen0 + 7);
     CHECK(metric(s.port, "mccom_prompt_tokens_total") > prompt0);
+    CHECK(metric(s.port, "mccom_engine_seconds_total") > busy0);
     /* histogram buckets are cumulative and end with the count */
     CHECK(metric(s.port, "mccom_request_duration_seconds_bucket{endpoint=\"/v1/completions\",le=\"+Inf\"}") ==
           metric(s.port, hist));

@@ -60,9 +60,10 @@ void mc__srv_metrics_request(mc__srv_metrics *m, int ep, int status) {
 }
 
 void mc__srv_metrics_job(mc__srv_metrics *m, int ep, int n_prompt, const mc_gen_result *gen,
-                         double queue_s, bool canceled) {
+                         double queue_s, double busy_s, bool canceled) {
     (void)ep;
     pthread_mutex_lock(&m->mu);
+    m->engine_s += busy_s;
     m->prompt_tokens += (uint64_t)(n_prompt > 0 ? n_prompt : 0);
     if (gen) {
         m->cached_tokens += (uint64_t)gen->n_reused;
@@ -194,6 +195,9 @@ char *mc__srv_metrics_render(mc__srv_metrics *m, int n_queued, int n_running, in
             c.accepted_tokens);
     counter(&b, "mccom_cancellations_total",
             "Requests canceled (client disconnect or shutdown), queued or running", c.cancellations);
+    out(&b, "# HELP mccom_engine_seconds_total Time the engine thread spent running requests\n"
+            "# TYPE mccom_engine_seconds_total counter\nmccom_engine_seconds_total %.6f\n",
+        c.engine_s);
     gauge(&b, "mccom_queue_length", "Requests waiting for the engine", n_queued);
     gauge(&b, "mccom_requests_running", "Requests the engine is running", n_running);
     gauge(&b, "mccom_slots", "KV cache slots", n_slots);

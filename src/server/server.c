@@ -54,6 +54,7 @@
 #define WAIT_SLICE_MS 20          /* how often a waiting thread looks at its client */
 #define STREAM_BUF_MAX (64 * 1024) /* bytes of events buffered per streaming request */
 #define STREAM_STALL_S 30.0       /* a stream nobody reads for this long is canceled */
+#define STOP_FLUSH_S 5.0          /* at stop, how long answers may take to leave */
 
 typedef struct slot {
     mc_ctx *c;
@@ -105,6 +106,7 @@ struct mc_server {
     int n_queued;
     job *running;
     bool stopping;
+    int n_active;           /* atomic: requests between arrival and completion */
     uint64_t n_ids;         /* atomic: response ids */
     uint64_t seed_mix;      /* unseeded sampling: varies per request */
     mc__srv_metrics metrics;
@@ -340,7 +342,7 @@ static void run_job(mc_server *s, job *j) {
     double queue_s = t_start - j->t_enqueue;
     j->meta.queue_ms = queue_s * 1e3;
     if (is_canceled(j)) {
-        mc__srv_metrics_job(&s->metrics, j->ep, 0, NULL, queue_s, true);
+        mc__srv_metrics_job(&s->metrics, j->ep, 0, NULL, queue_s, 0.0, true);
         job_cancel_finish(s, j);
         return;
     }
@@ -391,7 +393,7 @@ static void run_job(mc_server *s, job *j) {
 
     bool canceled = is_canceled(j) || (rc == 0 && j->out.gen.stop == MC_GEN_CANCELED);
     mc__srv_metrics_job(&s->metrics, j->ep, rq->n_prompt, rc == 0 ? &j->out.gen : NULL, queue_s,
-                        canceled);
+                        mc_time_s() - t_start, canceled);
     if (canceled) {
         job_cancel_finish(s, j);
         return;
@@ -433,7 +435,7 @@ static void *engine_main(void *arg) {
             pthread_mutex_unlock(&s->mu);
             while (q) {
                 job *next = q->next;
-                mc__srv_metrics_job(&s->metrics, q->ep, 0, NULL, 0.0, true);
+                mc__srv_metrics_job(&s->metrics, q->ep, 0, NULL, 0.0, 0.0, true);
                 job_cancel_finish(s, q);
                 job_release(q);
                 q = next;
@@ -612,7 +614,7 @@ static void client_gone(mc_server *s, job *j) {
     }
     pthread_mutex_unlock(&s->mu);
     if (queued) {
-        mc__srv_metrics_job(&s->metrics, j->ep, 0, NULL, mc_time_s() - j->t_enqueue, true);
+        mc__srv_metrics_job(&s->metrics, j->ep, 0, NULL, mc_time_s() - j->t_enqueue, 0.0, true);
         job_finish(j, 499, "canceled");
         job_release(j); /* the queue's reference */
     }
@@ -732,6 +734,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
             return MHD_NO;
         cn->t0 = mc_time_s();
         *con_cls = cn;
+        __atomic_add_fetch(&s->n_active, 1, __ATOMIC_SEQ_CST);
         classify(url, method, cn);
         if (!authorized(s, mc))
             return reply_error(s, mc, cn, 401, "missing or wrong API key (Authorization: Bearer KEY)",
@@ -824,6 +827,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     free(cn->body);
     free(cn);
     *con_cls = NULL;
+    __atomic_sub_fetch(&s->n_active, 1, __ATOMIC_SEQ_CST);
 }
 
 /* ---- lifecycle ------------------------------------------------------------------ */
@@ -1003,7 +1007,13 @@ void mc_server_stop(mc_server *s) {
     /* 2. the engine ends its job (gen sees the flag), fails the queue, exits */
     if (s->engine_started)
         pthread_join(s->engine, NULL);
-    /* 3. every waiting connection now has an answer; close the rest */
+    /* 3. every request now has its answer: let the connections send it (a
+     * client that does not read gets STOP_FLUSH_S), then close them all */
+    double t0 = mc_time_s();
+    while (__atomic_load_n(&s->n_active, __ATOMIC_SEQ_CST) > 0 && mc_time_s() - t0 < STOP_FLUSH_S) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     if (s->d)
         MHD_stop_daemon(s->d);
     server_free(s);

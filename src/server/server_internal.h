@@ -147,6 +147,7 @@ typedef struct mc__srv_metrics {
     uint64_t requests[MC__EP_N][MC__SRV_N_CODES];
     uint64_t prompt_tokens, cached_tokens, generated_tokens, draft_tokens, accepted_tokens;
     uint64_t cancellations;
+    double engine_s;          /* time the engine spent on requests */
     mc__srv_hist latency[3];  /* per generating endpoint: receipt to response ready */
     mc__srv_hist queue_wait;  /* enqueue to engine start */
     mc__srv_hist first_token; /* streaming: enqueue to the first token */
@@ -156,9 +157,10 @@ void mc__srv_metrics_init(mc__srv_metrics *m);
 void mc__srv_metrics_fini(mc__srv_metrics *m);
 /* One answered request (status 499: the client went away first). */
 void mc__srv_metrics_request(mc__srv_metrics *m, int ep, int status);
-/* One request the engine took up (or skipped, canceled while queued). gen may be NULL. */
+/* One request the engine took up (or skipped, canceled while queued): gen may
+ * be NULL; busy_s is the engine time it took. */
 void mc__srv_metrics_job(mc__srv_metrics *m, int ep, int n_prompt, const mc_gen_result *gen,
-                         double queue_s, bool canceled);
+                         double queue_s, double busy_s, bool canceled);
 void mc__srv_metrics_latency(mc__srv_metrics *m, int ep, double seconds);
 void mc__srv_metrics_first_token(mc__srv_metrics *m, double seconds);
 /* Prometheus text exposition format (version 0.0.4), malloc'd. */
