@@ -2,11 +2,12 @@
 # bench/serve_load.sh — `mccom serve` under load: wrk drives POST /v1/completions
 # (bench/serve_load.lua: rotating prompts, greedy, SERVE_MAX_TOKENS tokens) with N
 # connections for SERVE_DURATION seconds per row, against one server started here on
-# a small model. Prints a markdown table: requests/s (and its ratio to one
-# connection, measured in the same run), latency p50/p99 as wrk measures it,
-# non-2xx answers, socket errors, the share of wall time the engine thread was busy
-# (mccom_engine_seconds_total from /metrics), and the server's RSS after each row,
-# with the RSS after warm-up as the reference (memory must stay flat).
+# a small model. Prints a markdown table: requests/s and its ratio to the first row
+# (one connection by default, measured in the same run), latency p50/p99 as wrk
+# measures it, non-2xx answers, socket errors, the share of wall time the engine
+# thread was busy (mccom_engine_seconds_total from /metrics), and the server's RSS
+# after each row, with the RSS after warm-up as the reference (memory must stay
+# flat).
 #
 # Knobs (environment): SERVE_DURATION (60 s per row), SERVE_CONNECTIONS ("1 8 32"),
 # SERVE_MAX_TOKENS (16), SERVE_MODEL (models/stories260K.gguf), SERVE_THREADS
@@ -54,7 +55,7 @@ rss0=$(rss_mib)
 
 echo "model: $MODEL, $SERVE_MAX_TOKENS tokens per request (greedy), engine threads $THREADS, $SLOTS slots, ${DURATION} s per row"
 echo
-echo "| connections | requests | req/s | vs 1 conn | p50 ms | p99 ms | non-2xx | socket errors | engine busy | RSS MiB |"
+echo "| connections | requests | req/s | vs first row | p50 ms | p99 ms | non-2xx | socket errors | engine busy | RSS MiB |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 base=""
 for c in $CONNS; do

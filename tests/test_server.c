@@ -1107,7 +1107,8 @@ MC_TEST_T(server_disconnect_cancels_generation, 300) {
     srv_start(&s, path, args);
     double per_tok = ms_per_token(&s);
     double full_s = 8000 * per_tok / 1e3; /* what the long request would take */
-    CHECK_MSG(full_s > 20.0, "the model is too fast to tell (%.1f ms a token)", per_tok);
+    /* ~80 s on the 2-core reference machine; a fast one still needs seconds */
+    CHECK_MSG(full_s > 6.0, "the model is too fast to tell (%.2f ms a token)", per_tok);
     for (int stream = 0; stream <= 1; stream++) {
         double c0 = metric(s.port, "mccom_cancellations_total");
         long_req l = {.port = s.port, .stream = stream, .timeout_ms = stream ? 0 : 700};

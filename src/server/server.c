@@ -26,8 +26,14 @@
  * (A client that half-closes its socket after sending the request is taken
  * as gone; HTTP clients do not do that.)
  *
+ * A queued job whose client leaves is taken out of the queue at once.
+ *
  * Streaming back-pressure: events go through a bounded per-job buffer; a
  * reader that does not drain it for STREAM_STALL_S seconds cancels its job.
+ *
+ * Stopping: refuse new work, cancel everything, join the engine (which
+ * answers every job: 503, or an error event on a stream), wait up to
+ * STOP_FLUSH_S for those answers to be sent, then stop libmicrohttpd.
  *
  * Lock order: server mutex, then a job's mutex; the metrics mutex is a leaf.
  *
