@@ -11,10 +11,13 @@
 #     weight once, so tokens/s <= copy bandwidth (bench_stream) / model bytes.
 #  3. The cost of a one-line completion on a 1,500-token file: 16 typed tokens appended
 #     and 12 generated, with the file's prefix cached (warm) and not (cold).
-#  4. Every other build/release/bench_* program, in turn (new ones join automatically).
+#  4. `mccom serve` under load (bench/serve_load.sh): wrk against /v1/completions on
+#     models/stories260K.gguf with 1, 8 and 32 connections, SERVE_DURATION seconds each.
+#  5. Every other build/release/bench_* program, in turn (new ones join automatically).
 # Knobs (environment): BENCH_REPS (3), BENCH_THREADS ("1 2"), BENCH_SIZES ("30m 150m 500m"),
 # BENCH_TYPES ("f16 q8_0 q4_0"), BENCH_COMPLETION_SIZES ("30m 150m"), BENCH_TIMEOUT (600 s
-# per measurement). On the 2-core reference machine the full run takes about 15 minutes;
+# per measurement), SERVE_DURATION (60 s per load level; 0 skips the load test) and the
+# other SERVE_* knobs of bench/serve_load.sh. On the 2-core reference machine the full run takes about 15 minutes;
 # it needs a quiet machine (both engines' threads spin while they wait for each other).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -149,6 +152,16 @@ for s in $COMPLETION_SIZES; do
         "$(calc "${c:-0}/${w:-0}" '%.1fx')"
 done
 echo
+
+# ---- the server under load ---------------------------------------------------------------
+if [ "${SERVE_DURATION:-60}" != 0 ]; then
+    echo "## mccom serve under load (wrk, POST /v1/completions)"
+    echo
+    # one row of SERVE_DURATION seconds per connection count, plus start-up and warm-up
+    rows=$(echo ${SERVE_CONNECTIONS:-1 8 32} | wc -w)
+    timeout $(( ${SERVE_DURATION:-60} * (rows + 1) + 60 )) bench/serve_load.sh || echo "(serve_load failed: exit $?)"
+    echo
+fi
 
 # ---- every other bench program ---------------------------------------------------------
 for b in "$REL"/bench_*; do

@@ -387,6 +387,7 @@ MC_TEST(gen_score_matches_generation_logprobs) {
         /* greedy: the chosen token is the best alternative */
         CHECK_EQ_INT(r.toks[i].top_id[0], r.toks[i].id);
         CHECK_NEAR(r.toks[i].top_logprob[0], r.toks[i].logprob, 1e-6);
+        CHECK_EQ_INT(r.toks[i].rank, 1);
         CHECK(r.toks[i].logprob <= 0.0f);
         for (int j = 1; j < r.toks[i].n_top; j++)
             CHECK(r.toks[i].top_logprob[j] <= r.toks[i].top_logprob[j - 1]);
@@ -394,6 +395,17 @@ MC_TEST(gen_score_matches_generation_logprobs) {
     mc_gen_token sc[96];
     MC_REQUIRE(mc_gen_score(f.c, all, np + r.n, 5, sc, &err) == 0);
     CHECK_EQ_INT(sc[0].n_top, 0);
+    CHECK_EQ_INT(sc[0].rank, 0);
+    /* a prompt token's rank: 1 + the alternatives strictly more likely */
+    for (int i = 1; i < np; i++) {
+        int better = 0;
+        for (int j = 0; j < sc[i].n_top; j++)
+            better += sc[i].top_logprob[j] > sc[i].logprob;
+        if (better < sc[i].n_top)
+            CHECK_EQ_INT(sc[i].rank, better + 1);
+        else
+            CHECK(sc[i].rank > sc[i].n_top);
+    }
     for (int i = 0; i < r.n; i++) {
         CHECK_EQ_INT(sc[np + i].id, r.toks[i].id);
         CHECK_NEAR(sc[np + i].logprob, r.toks[i].logprob, 1e-3);
@@ -412,7 +424,11 @@ MC_TEST(gen_score_matches_generation_logprobs) {
     CHECK_EQ_INT(ti[0], 2);
     CHECK_EQ_INT(ti[1], 1);
     CHECK_EQ_INT(ti[2], 0);
+    CHECK_EQ_INT(mc_gen_rank(row, 5, 2), 1);
+    CHECK_EQ_INT(mc_gen_rank(row, 5, 3), 5);
+    CHECK_EQ_INT(mc_gen_rank(row, 5, 7), 0);
     float tie[4] = {1.0f, 3.0f, 3.0f, 3.0f};
+    CHECK_EQ_INT(mc_gen_rank(tie, 4, 3), 1); /* ties share the better rank */
     CHECK_EQ_INT(mc_gen_top(tie, 4, 2, ti, tl), 2);
     CHECK_EQ_INT(ti[0], 1); /* ties: lower id first */
     CHECK_EQ_INT(ti[1], 2);

@@ -77,6 +77,8 @@ const char *mc_gen_stop_name(int stop);
 typedef struct mc_gen_token {
     int32_t id;
     float logprob;    /* log p(id) under the model's full softmax (temperature 1) */
+    int rank;         /* 1 + the number of tokens with a strictly higher logit
+                         (vLLM's rank); 0 where nothing predicts the token */
     bool from_draft;  /* an accepted draft token */
     int n_top;        /* alternatives recorded below (params.n_top) */
     int32_t top_id[MC_GEN_MAX_TOP];      /* best first; ties: lower id first */
@@ -144,9 +146,10 @@ int mc_gen_run(mc_ctx *c, const mc_tok *tok, const int32_t *prompt, int n_prompt
                mc_err *err);
 
 /* Score a sequence: out[i] (i in 1..n-1) gets log p(tokens[i] | tokens[0..i))
- * and its n_top best alternatives; out[0] gets id tokens[0], logprob 0, no
- * alternatives (nothing predicts it). Evaluates the whole sequence with logits
- * at every position (the cache is rebuilt from position 0). For vLLM's
+ * with its rank and n_top best alternatives; out[0] gets id tokens[0],
+ * logprob 0, rank 0, no alternatives (nothing predicts it). Evaluates the
+ * whole sequence with logits at every position (the cache is rebuilt from
+ * position 0). For vLLM's
  * prompt_logprobs and OpenAI's echo. out has n entries. */
 int mc_gen_score(mc_ctx *c, const int32_t *tokens, int n, int n_top, mc_gen_token *out,
                  mc_err *err);
@@ -154,6 +157,9 @@ int mc_gen_score(mc_ctx *c, const int32_t *tokens, int n, int n_top, mc_gen_toke
 /* Log-softmax helpers over one logit row (exposed for tests and servers). */
 /* log p(id) under softmax(logits). */
 float mc_gen_logprob(const float *logits, int n_vocab, int32_t id);
+/* 1 + the number of ids whose logit is strictly higher than id's (ranks
+ * start at 1, as vLLM's); 0 for an id out of range. */
+int mc_gen_rank(const float *logits, int n_vocab, int32_t id);
 /* The k best ids of a row, best first (ties: lower id), with their logprobs.
  * Returns how many were written (min(k, n_vocab)). */
 int mc_gen_top(const float *logits, int n_vocab, int k, int32_t *ids, float *logprobs);

@@ -1,70 +1,98 @@
 /* mccom/server.h — `mccom serve`: one model behind HTTP (libmicrohttpd, JSON
  * through jansson), usually the cascade's large model.
  *
- * Endpoints (all JSON; errors are {"error": {"message", "type", "code"}} with a
- * 4xx/5xx status and never end the server):
+ * Endpoints (all JSON; errors are {"error": {"message", "type", "param",
+ * "code"}} with a 4xx/5xx status, "param" naming the field at fault or null,
+ * "code" the HTTP status; no error ends the server):
  *
  *   POST /v1/completions   OpenAI's legacy completions API.
- *       prompt        string, or array of token ids (one prompt; n must be 1)
- *       max_tokens    int >= 0 (16)          temperature  number >= 0 (1.0)
+ *       prompt        string (tokenized with BOS if the vocabulary adds one,
+ *                     special tokens recognised), or array of token ids (used
+ *                     as they are); one prompt: n must be 1
+ *       max_tokens    int >= 0 (16)          temperature  number >= 0 (1.0; 0 = greedy)
  *       top_k         int, -1/0 = off (vLLM)  top_p        (0,1] (1.0)
  *       seed          int                     stop         string or array of <= 8 strings
  *       logprobs      int 0..20 or null: top alternatives per generated token
  *       echo          bool: the prompt is part of the returned text (and of logprobs)
- *       stream        bool: server-sent events, one chunk per token, then "data: [DONE]"
+ *       stream        bool: server-sent events, one chunk per token, then a
+ *                     chunk with "finish_reason" and "usage", then "data: [DONE]"
  *       prompt_logprobs int 0..20 (vLLM extension): per prompt position, the
  *                     actual token's logprob and rank plus the top alternatives,
  *                     in vLLM's shape: choices[0].prompt_logprobs = [null,
  *                     {"<id>": {"logprob": x, "rank": r, "decoded_token": s}, ...}, ...]
+ *                     (the actual token's rank is its vocabulary rank, 1 + the
+ *                     tokens strictly more likely; alternatives are ranked 1..k)
  *       model, user, n (=1), best_of (=1), frequency_penalty/presence_penalty (=0)
  *                     accepted; any other field, or an unsupported value, is a 400
- *                     naming the field.
+ *                     naming the field. null means "the default" for every field.
  *     → {"id", "object": "text_completion", "created", "model",
  *        "choices": [{"index": 0, "text", "logprobs": null | {"tokens",
  *        "token_logprobs", "top_logprobs", "text_offset"}, "finish_reason":
  *        "stop" | "length"}], "usage": {"prompt_tokens", "completion_tokens",
  *        "total_tokens"}}
+ *       logprobs as OpenAI's: top_logprobs maps token text to logprob for the
+ *       best alternatives plus the chosen token; with echo the first prompt
+ *       token's entries are null; text_offset is in bytes of "text" (vLLM's
+ *       convention); a token that is not valid UTF-8 alone is "bytes:\xNN..".
+ *       A prompt plus max_tokens that exceed the context is a 400 (as vLLM).
  *
  *   POST /infill           llama.cpp's fill-in-the-middle request shape:
  *       input_prefix, input_suffix (strings), input_extra ([{"filename", "text"}]),
- *       n_predict (int), temperature, top_k, top_p, seed, stop, stream
- *     → {"content", "stop": true, "tokens_predicted", "tokens_evaluated",
- *        "stopped_eos", "stopped_word", "stopped_limit", "timings": {...}}.
- *       The prompt is <|fim_prefix|>PREFIX<|fim_suffix|>SUFFIX<|fim_middle|>,
- *       each input_extra chunk before it as "<|file_sep|>FILENAME\nTEXT"; a
- *       vocabulary without FIM tokens gets a 400.
+ *       prompt (string, after the FIM middle token), n_predict (int; -1, the
+ *       default, and anything larger are cut to what the context holds, as
+ *       llama.cpp does), temperature (0.8), top_k (40), top_p (0.95), seed,
+ *       stop, stream, model
+ *     → {"content", "stop": true, "model", "tokens_predicted", "tokens_evaluated",
+ *        "tokens_cached", "stopped_eos", "stopped_word", "stopped_limit",
+ *        "stopping_word", "timings": {...}}; a stream is {"content", "stop":
+ *        false} events, then that object with "content": "" (no [DONE]).
+ *       The prompt is [BOS]<|fim_prefix|>PREFIX<|fim_suffix|>SUFFIX<|fim_middle|>PROMPT,
+ *       each input_extra chunk before it as "<|file_sep|>FILENAME\nTEXT" (just
+ *       TEXT when the vocabulary has no file separator); the text parts are
+ *       tokenized without special-token parsing, the FIM tokens inserted by id.
+ *       A vocabulary without FIM tokens gets a 400.
  *
  *   POST /v1/verify        draft verification (mccom's; DESIGN.md):
- *       prompt        string or array of ids     draft  string or array of ids (may be empty)
+ *       prompt        string or array of ids     draft  string or array of ids (may be empty;
+ *                                                a string is tokenized on its own, without
+ *                                                BOS: send ids when the boundary matters)
  *       max_tokens    int >= 0: model tokens after the accepted prefix (16)
  *       stop          string or array            stop_at_newline  bool (false)
  *       heal          string: the healing constraint (gen.h)  logprobs  int 0..20 (0)
+ *       model         string, ignored
  *     → {"object": "verify", "model", "accepted": k, "n_draft", "tokens": [ids
  *        after the prompt: accepted draft prefix, then the model's own],
- *        "token_logprobs": [...], "top_logprobs": [...] (if logprobs > 0),
- *        "text", "finish_reason": "length" | "newline" | "stop" | "eog" |
- *        "ctx_full", "timings": {"queue_ms", "prompt_ms", "gen_ms", "n_reused",
- *        "n_computed", "n_passes"}, "usage": {...}}
+ *        "token_logprobs": [...], "top_logprobs": [[{"id", "logprob"}, ...]
+ *        per token] (if logprobs > 0), "text", "finish_reason": "length" |
+ *        "newline" | "stop" | "eog" | "ctx_full", "timings": {"queue_ms",
+ *        "prompt_ms", "gen_ms", "n_reused", "n_computed", "n_passes"},
+ *        "usage": {...}}
  *       Greedy always; the result equals greedy decoding without a draft.
+ *       A prompt plus max_tokens that exceed the context is a 400; a draft
+ *       that does not fit is shortened (ctx_full ends such a request).
  *
  *   GET /v1/models         {"object": "list", "data": [{"id", "object": "model",
  *                           "owned_by": "mccom", "max_model_len"}]}
  *   GET /health            {"status": "ok", "server": "mccom", "model", "slots", "queued"}
- *   GET /metrics           Prometheus text: requests by endpoint and status,
- *                          prompt/generated/draft/accepted tokens, cancellations,
- *                          latency histograms, queue length.
+ *   GET /metrics           Prometheus text: requests by endpoint and status
+ *                          (499: the client left first), prompt/cached/generated/
+ *                          draft/accepted tokens, cancellations, latency
+ *                          histograms, queue length.
  *
  * Execution: requests are parsed and validated on libmicrohttpd's threads and
  * queued; one engine thread runs them in order over `n_slots` contexts (KV
  * caches), each request on the slot whose cached tokens share the longest
- * prefix with its prompt (else the least recently used), so clients that
- * repeat a prompt prefix compute only the new tail. A client that disconnects
- * cancels its request, queued or running.
+ * prefix with its prompt, if that prefix is at least half the prompt (else
+ * the least recently used slot), so clients that repeat a prompt prefix
+ * compute only the new tail. A client that disconnects cancels its request,
+ * queued (it leaves the queue at once) or running (generation stops within a
+ * forward pass).
  *
  * Security: binds 127.0.0.1 unless told otherwise; binding any other address
- * requires an API key, then checked on every request ("Authorization: Bearer
- * KEY", constant-time compare; 401 otherwise). Request bodies are limited in
- * size and JSON nesting depth; every field is type-checked.
+ * requires an API key, then checked on every request, /health and /metrics
+ * included ("Authorization: Bearer KEY", constant-time compare; 401
+ * otherwise). Request bodies are limited in size (413) and JSON nesting depth
+ * (400, checked before parsing); every field is type-checked.
  */
 #ifndef MCCOM_SERVER_H
 #define MCCOM_SERVER_H
@@ -81,8 +109,9 @@ typedef struct mc_server_params {
     mc_ctx_params ctx;       /* per slot */
     size_t max_body;         /* bytes (1 MiB) */
     int max_json_depth;      /* 32 */
-    int max_queue;           /* waiting requests beyond this get 503 (64) */
-    const char *model_name;  /* the id clients see (default: the file's basename) */
+    int max_queue;           /* waiting requests beyond this get 503 (64; >= 1) */
+    const char *model_name;  /* the id clients see (NULL: the file's general.name, else
+                                "mccom"; `mccom serve` passes the file's basename) */
     int verbose;             /* log one line per request to stderr */
 } mc_server_params;
 
@@ -91,13 +120,18 @@ mc_server_params mc_server_params_default(void);
 typedef struct mc_server mc_server;
 
 /* Start serving `m` (tokenizer `tok`; both borrowed, must outlive the
- * server) on background threads. Errors: MC_EINVAL (non-loopback host
- * without an API key, bad parameters), MC_EIO (cannot bind), MC_ENOMEM. */
+ * server) on background threads; the parameters' strings are copied. Errors:
+ * MC_EINVAL (non-loopback host without an API key, a host that does not
+ * resolve, bad parameters), MC_EIO (cannot bind), MC_ENOMEM, or the error of
+ * creating a slot's context. On failure *out is NULL and nothing is left
+ * running. */
 int mc_server_start(mc_model *m, const mc_tok *tok, const mc_server_params *p, mc_server **out,
                     mc_err *err);
-/* The port actually bound. */
+/* The port actually bound (the free port chosen when params.port was 0). */
 int mc_server_port(const mc_server *s);
-/* Stop accepting, cancel queued and running requests, join threads, free. */
+/* Stop accepting, cancel queued and running requests (their clients get a
+ * 503, or an error event on a stream), join every thread, free. NULL is a
+ * no-op. */
 void mc_server_stop(mc_server *s);
 
 #endif

@@ -39,5 +39,6 @@ int mc_cmd_tokenizer(int argc, char **argv);
 int mc_cmd_index(int argc, char **argv);
 int mc_cmd_retrieve(int argc, char **argv);
 int mc_cmd_complete(int argc, char **argv);
+int mc_cmd_serve(int argc, char **argv);
 
 #endif

@@ -16,6 +16,7 @@ static const struct mc_cmd commands[] = {
     {"index", mc_cmd_index, "build or update a repository's retrieval index (--watch)"},
     {"retrieve", mc_cmd_retrieve, "retrieve code windows similar to a cursor's context"},
     {"complete", mc_cmd_complete, "complete a line of a repository file through the cascade"},
+    {"serve", mc_cmd_serve, "serve a model over HTTP (OpenAI completions, infill, draft verification)"},
 };
 
 #define MC_VERSION "0.1.0"

@@ -71,6 +71,16 @@ float mc_gen_logprob(const float *logits, int n_vocab, int32_t id) {
     return (float)((double)logits[id] - log_sum_exp(logits, n_vocab));
 }
 
+int mc_gen_rank(const float *logits, int n_vocab, int32_t id) {
+    if (id < 0 || id >= n_vocab)
+        return 0;
+    const float x = logits[id];
+    int above = 0;
+    for (int i = 0; i < n_vocab; i++)
+        above += logits[i] > x;
+    return above + 1;
+}
+
 /* Top-k by insertion into a sorted array (k <= MC_GEN_MAX_TOP is small). */
 static int top_k_ids(const float *x, int n, int k, int32_t *ids) {
     if (k > n)
@@ -261,6 +271,7 @@ static int push(gen_state *s, int32_t id, const float *row, bool from_draft) {
     t->id = id;
     t->from_draft = from_draft;
     t->logprob = mc_gen_logprob(row, s->n_vocab, id);
+    t->rank = mc_gen_rank(row, s->n_vocab, id);
     if (s->p->n_top > 0)
         t->n_top = mc_gen_top(row, s->n_vocab, s->p->n_top, t->top_id, t->top_logprob);
     if (from_draft)
@@ -551,6 +562,7 @@ int mc_gen_score(mc_ctx *c, const int32_t *tokens, int n, int n_top, mc_gen_toke
             mc_gen_token *t = &out[pos + 1];
             t->id = tokens[pos + 1];
             t->logprob = mc_gen_logprob(row, n_vocab, t->id);
+            t->rank = mc_gen_rank(row, n_vocab, t->id);
             if (n_top > 0)
                 t->n_top = mc_gen_top(row, n_vocab, n_top, t->top_id, t->top_logprob);
         }
