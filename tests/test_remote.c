@@ -35,8 +35,9 @@
  * runs: the tests here ask for it themselves, after freeing everything. */
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
-#define LEAK_CHECK() \
-    CHECK_MSG(__lsan_do_recoverable_leak_check() == 0, "memory leaked (LeakSanitizer's report above)")
+#define LEAK_CHECK()                                                                               \
+    CHECK_MSG(__lsan_do_recoverable_leak_check() == 0,                                             \
+              "memory leaked (LeakSanitizer's report above)")
 #else
 #define LEAK_CHECK() ((void)0)
 #endif
@@ -61,8 +62,8 @@ static const char *stories_path(void) {
 typedef struct engine {
     mc_model *m;
     mc_tok *tok;
-    mc_ctx *srv;  /* the fake server's context */
-    mc_ctx *ref;  /* the test's reference context */
+    mc_ctx *srv; /* the fake server's context */
+    mc_ctx *ref; /* the test's reference context */
     int n_vocab;
 } engine;
 
@@ -94,12 +95,21 @@ static int encode(const engine *e, const char *text, int32_t *ids, int cap) {
 
 /* ---- the fake server ---------------------------------------------------------------- */
 
-enum act_kind { ACT_OK, ACT_SLOW, ACT_GARBAGE, ACT_TRUNCATED, ACT_500, ACT_RESET, ACT_HANG, ACT_BODY };
+enum act_kind {
+    ACT_OK,
+    ACT_SLOW,
+    ACT_GARBAGE,
+    ACT_TRUNCATED,
+    ACT_500,
+    ACT_RESET,
+    ACT_HANG,
+    ACT_BODY
+};
 
 typedef struct act {
     int kind;
-    int ms;            /* ACT_SLOW */
-    const char *body;  /* ACT_BODY: answered with status 200 */
+    int ms;           /* ACT_SLOW */
+    const char *body; /* ACT_BODY: answered with status 200 */
 } act;
 
 enum flavour { FL_MCCOM, FL_VLLM, FL_OPENAI };
@@ -274,12 +284,12 @@ static json_t *serve_verify(fake *f, json_t *rq) {
         json_array_append_new(toks, json_integer(r.toks[i].id));
         json_array_append_new(lps, json_real(r.toks[i].logprob));
     }
-    json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:o, s:o, s:o, s:s, s:{s:f, s:f, s:f, s:i, s:i, s:i}}",
-                          "object", "verify", "model", "stories260K", "accepted", r.n_accepted,
-                          "n_draft", r.n_draft, "tokens", toks, "token_logprobs", lps, "text",
-                          text_json(r.text, r.text_len), "finish_reason", mc_gen_stop_name(r.stop),
-                          "timings", "queue_ms", 0.0, "prompt_ms", r.ms_prompt, "gen_ms", r.ms_gen,
-                          "n_reused", r.n_reused, "n_computed", r.n_computed, "n_passes", r.n_passes);
+    json_t *o = json_pack(
+        "{s:s, s:s, s:i, s:i, s:o, s:o, s:o, s:s, s:{s:f, s:f, s:f, s:i, s:i, s:i}}", "object",
+        "verify", "model", "stories260K", "accepted", r.n_accepted, "n_draft", r.n_draft, "tokens",
+        toks, "token_logprobs", lps, "text", text_json(r.text, r.text_len), "finish_reason",
+        mc_gen_stop_name(r.stop), "timings", "queue_ms", 0.0, "prompt_ms", r.ms_prompt, "gen_ms",
+        r.ms_gen, "n_reused", r.n_reused, "n_computed", r.n_computed, "n_passes", r.n_passes);
     mc_gen_result_fini(&r);
     return o;
 }
@@ -319,9 +329,10 @@ static json_t *serve_completion(fake *f, json_t *rq) {
             json_t *d = json_object();
             char key[16];
             snprintf(key, sizeof key, "%d", a);
-            json_object_set_new(d, key, json_pack("{s:f, s:i, s:o}", "logprob",
-                                                  (double)mc_gen_logprob(row, V, a), "rank", rank,
-                                                  "decoded_token", decoded(f, a)));
+            json_object_set_new(d, key,
+                                json_pack("{s:f, s:i, s:o}", "logprob",
+                                          (double)mc_gen_logprob(row, V, a), "rank", rank,
+                                          "decoded_token", decoded(f, a)));
             int32_t ti[MC_GEN_MAX_TOP];
             float tl[MC_GEN_MAX_TOP];
             int k = mc_gen_top(row, V, n_plp, ti, tl);
@@ -329,9 +340,9 @@ static json_t *serve_completion(fake *f, json_t *rq) {
                 if (ti[i] == a)
                     continue;
                 snprintf(key, sizeof key, "%d", ti[i]);
-                json_object_set_new(d, key, json_pack("{s:f, s:i, s:o}", "logprob", (double)tl[i],
-                                                      "rank", i + 1, "decoded_token",
-                                                      decoded(f, ti[i])));
+                json_object_set_new(d, key,
+                                    json_pack("{s:f, s:i, s:o}", "logprob", (double)tl[i], "rank",
+                                              i + 1, "decoded_token", decoded(f, ti[i])));
             }
             json_array_append_new(pl, d);
         }
@@ -350,8 +361,9 @@ static json_t *serve_completion(fake *f, json_t *rq) {
     MC_REQUIRE(mc_gen_run(f->e->srv, f->e->tok, prompt, np, NULL, 0, &gp, &r, &err) == 0);
     json_object_set_new(choice, "index", json_integer(0));
     json_object_set_new(choice, "text", text_json(r.text, r.text_len));
-    json_object_set_new(choice, "finish_reason",
-                        json_string(r.stop == MC_GEN_LENGTH || r.stop == MC_GEN_CTX_FULL ? "length" : "stop"));
+    json_object_set_new(
+        choice, "finish_reason",
+        json_string(r.stop == MC_GEN_LENGTH || r.stop == MC_GEN_CTX_FULL ? "length" : "stop"));
     if (flavour == FL_VLLM && n_lp > 0) {
         bool as_ids = json_is_true(json_object_get(rq, "return_tokens_as_token_ids"));
         json_t *tokens = json_array(), *tlp = json_array(), *top = json_array();
@@ -373,10 +385,10 @@ static json_t *serve_completion(fake *f, json_t *rq) {
     } else {
         json_object_set_new(choice, "logprobs", json_null());
     }
-    json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:[o], s:{s:i, s:i, s:i}}", "id", "cmpl-1",
-                          "object", "text_completion", "created", 0, "model", "stories260K",
-                          "choices", choice, "usage", "prompt_tokens", np, "completion_tokens", r.n,
-                          "total_tokens", np + r.n);
+    json_t *o =
+        json_pack("{s:s, s:s, s:i, s:s, s:[o], s:{s:i, s:i, s:i}}", "id", "cmpl-1", "object",
+                  "text_completion", "created", 0, "model", "stories260K", "choices", choice,
+                  "usage", "prompt_tokens", np, "completion_tokens", r.n, "total_tokens", np + r.n);
     mc_gen_result_fini(&r);
     return o;
 }
@@ -385,15 +397,19 @@ static json_t *route(fake *f, const char *method, const char *path, const char *
                      int *status) {
     *status = 200;
     if (strcmp(method, "GET") == 0 && strcmp(path, "/v1/models") == 0) {
-        const char *owner = f->flavour == FL_MCCOM ? "mccom" : f->flavour == FL_VLLM ? "vllm" : "someone";
+        const char *owner = f->flavour == FL_MCCOM  ? "mccom"
+                            : f->flavour == FL_VLLM ? "vllm"
+                                                    : "someone";
         return json_pack("{s:s, s:[{s:s, s:s, s:s, s:i}]}", "object", "list", "data", "id",
                          "stories260K", "object", "model", "owned_by", owner, "max_model_len", 512);
     }
     if (strcmp(method, "GET") == 0 && strcmp(path, "/health") == 0)
-        return json_pack("{s:s, s:s, s:s}", "status", "ok", "server", "mccom", "model", "stories260K");
+        return json_pack("{s:s, s:s, s:s}", "status", "ok", "server", "mccom", "model",
+                         "stories260K");
     json_t *rq = json_loadb(body, len, 0, NULL);
     json_t *o = NULL;
-    if (rq && strcmp(method, "POST") == 0 && strcmp(path, "/v1/verify") == 0 && f->flavour == FL_MCCOM) {
+    if (rq && strcmp(method, "POST") == 0 && strcmp(path, "/v1/verify") == 0 &&
+        f->flavour == FL_MCCOM) {
         pthread_mutex_lock(&f->engine_mu);
         o = serve_verify(f, rq);
         pthread_mutex_unlock(&f->engine_mu);
@@ -403,8 +419,9 @@ static json_t *route(fake *f, const char *method, const char *path, const char *
         pthread_mutex_unlock(&f->engine_mu);
     } else {
         *status = rq ? 404 : 400;
-        o = json_pack("{s:{s:s, s:s, s:i}}", "error", "message", rq ? "no such endpoint" : "bad JSON",
-                      "type", "invalid_request_error", "code", *status);
+        o = json_pack("{s:{s:s, s:s, s:i}}", "error", "message",
+                      rq ? "no such endpoint" : "bad JSON", "type", "invalid_request_error", "code",
+                      *status);
     }
     json_decref(rq);
     return o;
@@ -443,7 +460,8 @@ static void *conn_main(void *arg) {
             }
             keep = false;
         } else if (a.kind == ACT_500) {
-            const char *b = "{\"error\":{\"message\":\"boom\",\"type\":\"server_error\",\"code\":500}}";
+            const char *b =
+                "{\"error\":{\"message\":\"boom\",\"type\":\"server_error\",\"code\":500}}";
             keep = respond(f, fd, 500, b, strlen(b), strlen(b));
         } else if (a.kind == ACT_GARBAGE) {
             const char *b = "<html><body>502 bad gateway, or something</body></html>";
@@ -547,7 +565,9 @@ static void fake_stop(fake *f) {
 
 /* ---- client helpers ------------------------------------------------------------------------ */
 
-static void url_of(int port, char *buf, size_t cap) { snprintf(buf, cap, "http://127.0.0.1:%d", port); }
+static void url_of(int port, char *buf, size_t cap) {
+    snprintf(buf, cap, "http://127.0.0.1:%d", port);
+}
 
 static mc_remote *client(fake *f, mc_remote_kind kind, mc_remote_params *pp) {
     static char url[64];
@@ -586,10 +606,12 @@ static double scale(void) {
 
 static double now_ms(void) { return mc_time_s() * 1e3; }
 
-static const char *prompts[] = {"Once upon a time", "Lily and Ben", "The cat sat on the",
-                                "One day, a little boy", "Tom was sad because", "She saw a big"};
+static const char *prompts[] = {"Once upon a time",    "Lily and Ben",
+                                "The cat sat on the",  "One day, a little boy",
+                                "Tom was sad because", "She saw a big"};
 
-static mc_llm_request req(const int32_t *p, int np, const int32_t *d, int nd, int max_new, bool nl) {
+static mc_llm_request req(const int32_t *p, int np, const int32_t *d, int nd, int max_new,
+                          bool nl) {
     mc_llm_request rq;
     memset(&rq, 0, sizeof rq);
     rq.prompt = p;
@@ -601,11 +623,13 @@ static mc_llm_request req(const int32_t *p, int np, const int32_t *d, int nd, in
     return rq;
 }
 
-static void check_same(const mc_llm_result *got, const mc_gen_result *want, bool ids, const char *what) {
-    CHECK_MSG(got->gen.text_len == want->text_len && memcmp(got->gen.text, want->text, want->text_len) == 0,
+static void check_same(const mc_llm_result *got, const mc_gen_result *want, bool ids,
+                       const char *what) {
+    CHECK_MSG(got->gen.text_len == want->text_len &&
+                  memcmp(got->gen.text, want->text, want->text_len) == 0,
               "%s: text '%s' != '%s'", what, got->gen.text, want->text);
-    CHECK_MSG(got->gen.stop == want->stop, "%s: stop %s != %s", what, mc_gen_stop_name(got->gen.stop),
-              mc_gen_stop_name(want->stop));
+    CHECK_MSG(got->gen.stop == want->stop, "%s: stop %s != %s", what,
+              mc_gen_stop_name(got->gen.stop), mc_gen_stop_name(want->stop));
     if (!ids) {
         CHECK_EQ_INT(got->gen.n, 0);
         return;
@@ -669,7 +693,8 @@ static void equivalence(int flavour, mc_remote_kind kind) {
                     mc_err err;
                     int rc = mc_remote_generate(r, &rq, &got, &err);
                     char what[96];
-                    snprintf(what, sizeof what, "prompt %zu draft %d nl %d max_new %d", k, dk, nl, max_new);
+                    snprintf(what, sizeof what, "prompt %zu draft %d nl %d max_new %d", k, dk, nl,
+                             max_new);
                     CHECK_MSG(rc == 0, "%s: %s", what, err.msg);
                     if (rc == 0) {
                         check_same(&got, &want, true, what);
@@ -781,7 +806,8 @@ MC_TEST(remote_openai_plain_completion) {
     mc_remote_stats st;
     mc_remote_get_stats(r, &st);
     CHECK_EQ_INT(st.unverified, (int64_t)MC_ARRAY_LEN(prompts) * 2);
-    CHECK_EQ_INT(fake_requests(&f), (int)MC_ARRAY_LEN(prompts) * 2); /* a model was given: no probe */
+    CHECK_EQ_INT(fake_requests(&f),
+                 (int)MC_ARRAY_LEN(prompts) * 2); /* a model was given: no probe */
     mc_remote_free(r);
     fake_stop(&f);
     engine_close(&e);
@@ -808,8 +834,8 @@ MC_TEST(remote_healing) {
             MC_REQUIRE(h.removed_len > 0);
             mc_gen_result want;
             if (flavours[fl] == FL_MCCOM) {
-                reference(&f, ids, (int)h.n_ids, NULL, 0, 12, true, text + h.keep_len, h.removed_len,
-                          &want);
+                reference(&f, ids, (int)h.n_ids, NULL, 0, 12, true, text + h.keep_len,
+                          h.removed_len, &want);
             } else {
                 /* what a server that re-tokenizes the whole text computes */
                 int32_t full[64];
@@ -923,7 +949,8 @@ MC_TEST(remote_deadline_times_out) {
         int rc = mc_remote_generate(r, &rq, &got, &err);
         double ms = now_ms() - t0;
         CHECK_EQ_INT(rc, MC_ETIMEOUT);
-        CHECK_MSG(ms >= 295 && ms <= 300 + 60 * scale(), "deadline 300 ms, returned after %.1f ms", ms);
+        CHECK_MSG(ms >= 295 && ms <= 300 + 60 * scale(), "deadline 300 ms, returned after %.1f ms",
+                  ms);
         CHECK(got.gen.text == NULL);
     }
     /* the slow answer of the first call is not taken for the next one */
@@ -978,7 +1005,8 @@ MC_TEST(remote_cancel_is_prompt) {
         double back = now_ms();
         pthread_join(th, NULL);
         CHECK_EQ_INT(rc, MC_ECANCELED);
-        CHECK_MSG(back - c.set_at <= 50 * scale(), "returned %.1f ms after the cancel", back - c.set_at);
+        CHECK_MSG(back - c.set_at <= 50 * scale(), "returned %.1f ms after the cancel",
+                  back - c.set_at);
         CHECK(got.gen.text == NULL);
     }
     mc_remote_stats st;
@@ -1077,14 +1105,23 @@ MC_TEST(remote_garbled_answers) {
         {ACT_TRUNCATED, 0, NULL},
         {ACT_BODY, 0, ""},
         {ACT_BODY, 0, "[]"},
-        {ACT_BODY, 0, "{\"tokens\": [1, 2], \"accepted\": 5, \"text\": \"\", \"finish_reason\": \"length\"}"},
-        {ACT_BODY, 0, "{\"tokens\": [1, 99999], \"accepted\": 0, \"text\": \"\", \"finish_reason\": \"length\"}"},
-        {ACT_BODY, 0, "{\"tokens\": [1, \"x\"], \"accepted\": 0, \"text\": \"\", \"finish_reason\": \"length\"}"},
-        {ACT_BODY, 0, "{\"tokens\": [7, 8], \"accepted\": 1, \"text\": \"\", \"finish_reason\": \"length\"}"},
+        {ACT_BODY, 0,
+         "{\"tokens\": [1, 2], \"accepted\": 5, \"text\": \"\", \"finish_reason\": \"length\"}"},
+        {ACT_BODY, 0,
+         "{\"tokens\": [1, 99999], \"accepted\": 0, \"text\": \"\", \"finish_reason\": "
+         "\"length\"}"},
+        {ACT_BODY, 0,
+         "{\"tokens\": [1, \"x\"], \"accepted\": 0, \"text\": \"\", \"finish_reason\": "
+         "\"length\"}"},
+        {ACT_BODY, 0,
+         "{\"tokens\": [7, 8], \"accepted\": 1, \"text\": \"\", \"finish_reason\": \"length\"}"},
         {ACT_BODY, 0, "{\"tokens\": [1, 2], \"accepted\": 0, \"text\": \"\"}"},
-        {ACT_BODY, 0, "{\"tokens\": [1, 2], \"accepted\": 0, \"text\": \"\", \"finish_reason\": \"why\"}"},
-        {ACT_BODY, 0, "{\"tokens\": [1, -2], \"accepted\": 0, \"text\": \"\", \"finish_reason\": \"length\"}"},
-        {ACT_BODY, 0, "{\"tokens\": {}, \"accepted\": 0, \"text\": \"\", \"finish_reason\": \"length\"}"},
+        {ACT_BODY, 0,
+         "{\"tokens\": [1, 2], \"accepted\": 0, \"text\": \"\", \"finish_reason\": \"why\"}"},
+        {ACT_BODY, 0,
+         "{\"tokens\": [1, -2], \"accepted\": 0, \"text\": \"\", \"finish_reason\": \"length\"}"},
+        {ACT_BODY, 0,
+         "{\"tokens\": {}, \"accepted\": 0, \"text\": \"\", \"finish_reason\": \"length\"}"},
     };
     for (size_t i = 0; i < MC_ARRAY_LEN(acts); i++) {
         fake_push(&s.f, acts[i]);
@@ -1102,8 +1139,10 @@ MC_TEST(remote_garbled_answers) {
     const char *vbad[] = {
         "{\"choices\": []}",
         "{\"choices\": [{\"text\": \"\", \"finish_reason\": \"length\"}]}",
-        "{\"choices\": [{\"text\": \"\", \"finish_reason\": \"length\", \"prompt_logprobs\": [null]}]}",
-        "{\"choices\": [{\"text\": \"\", \"finish_reason\": \"length\", \"logprobs\": {\"tokens\": [\"token_id:zz\"]}}]}",
+        "{\"choices\": [{\"text\": \"\", \"finish_reason\": \"length\", \"prompt_logprobs\": "
+        "[null]}]}",
+        "{\"choices\": [{\"text\": \"\", \"finish_reason\": \"length\", \"logprobs\": {\"tokens\": "
+        "[\"token_id:zz\"]}}]}",
     };
     for (size_t i = 0; i < MC_ARRAY_LEN(vbad); i++) {
         fake_push(&s.f, (act){ACT_BODY, 0, vbad[i]});
@@ -1299,6 +1338,7 @@ static pid_t llama_start(const char *model, int port) {
     char port_s[16], log[512];
     snprintf(port_s, sizeof port_s, "%d", port);
     snprintf(log, sizeof log, "%s/llama-server.log", mc_test_tmpdir());
+    fflush(NULL); /* the child must not write this process's buffered output */
     pid_t pid = fork();
     MC_REQUIRE(pid >= 0);
     if (pid == 0) {
@@ -1370,7 +1410,8 @@ MC_TEST_T(remote_llama_server_end_to_end, 300) {
     int port = free_port();
     pid_t pid = llama_start(stories_path(), port);
     if (!llama_wait(port, pid, 60000)) {
-        mc_test_fail_at(__FILE__, __LINE__, "llama-server did not come up (log: %s/llama-server.log)",
+        mc_test_fail_at(__FILE__, __LINE__,
+                        "llama-server did not come up (log: %s/llama-server.log)",
                         mc_test_tmpdir());
         llama_kill(pid);
         engine_close(&e);
@@ -1419,7 +1460,8 @@ MC_TEST_T(remote_llama_server_end_to_end, 300) {
             mc_gen_result_fini(&want);
         }
     }
-    CHECK_MSG(n_newline >= 2, "only %d prompts ended a line: the stop was not exercised", n_newline);
+    CHECK_MSG(n_newline >= 2, "only %d prompts ended a line: the stop was not exercised",
+              n_newline);
     /* healing: llama-server gets text and tokenizes it exactly as mccom does */
     {
         const char *text = "Once upon a ti";
@@ -1434,7 +1476,8 @@ MC_TEST_T(remote_llama_server_end_to_end, 300) {
         rq.heal_len = h.removed_len;
         mc_llm_result got;
         CHECK_EQ_INT(mc_remote_generate(r, &rq, &got, &err), 0);
-        CHECK_MSG(strcmp(got.gen.text, want.text) == 0, "healed: '%s' != '%s'", got.gen.text, want.text);
+        CHECK_MSG(strcmp(got.gen.text, want.text) == 0, "healed: '%s' != '%s'", got.gen.text,
+                  want.text);
         mc_llm_result_fini(&got);
         mc_gen_result_fini(&want);
     }
@@ -1451,6 +1494,7 @@ MC_TEST_T(remote_llama_server_end_to_end, 300) {
     pthread_t th;
     MC_REQUIRE(pthread_create(&th, NULL, kill_main, &kl) == 0);
     int rc = 0, calls = 0;
+    double t_long = mc_time_s() * 1e3;
     mc_llm_result got;
     while (rc == 0 && calls < 50) {
         rc = mc_remote_generate(r, &longrq, &got, &err);
@@ -1459,6 +1503,8 @@ MC_TEST_T(remote_llama_server_end_to_end, 300) {
     }
     pthread_join(th, NULL);
     waitpid(pid, NULL, 0);
+    printf("killed during long request %d (each ~%.0f ms): %s\n", calls,
+           calls > 1 ? (mc_time_s() * 1e3 - t_long) / calls : 0.0, err.msg);
     CHECK_MSG(rc == MC_ENET, "after the kill: %s (%s)", mc_code_name(rc), err.msg);
     /* the breaker opens after the second failure, then fails in microseconds */
     mc_llm_request rq = req(pr, np, NULL, 0, 8, false);

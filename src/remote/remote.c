@@ -31,20 +31,20 @@ enum { BR_CLOSED, BR_OPEN, BR_HALF_OPEN };
 static const char *const breaker_names[] = {"closed", "open", "half_open"};
 
 struct mc_remote {
-    char *url;      /* base URL without a trailing "/" or "/v1" */
-    char *api_key;  /* owned copies of the parameters' strings */
-    char *model;    /* NULL until given or probed */
+    char *url;     /* base URL without a trailing "/" or "/v1" */
+    char *api_key; /* owned copies of the parameters' strings */
+    char *model;   /* NULL until given or probed */
     char *log_path;
-    mc_remote_params p; /* numbers; its string fields point at the copies above */
-    const mc_tok *tok;  /* borrowed, may be NULL */
+    mc_remote_params p;  /* numbers; its string fields point at the copies above */
+    const mc_tok *tok;   /* borrowed, may be NULL */
     mc_remote_kind kind; /* AUTO until probed */
     bool probed;
     mc__http http;
     FILE *log;
     /* circuit breaker */
     int br_state;
-    int br_fails;          /* consecutive failed calls */
-    int64_t br_retry_ns;   /* while open: when a trial call may go */
+    int br_fails;        /* consecutive failed calls */
+    int64_t br_retry_ns; /* while open: when a trial call may go */
     mc_remote_stats st;
     char desc[400];
 };
@@ -114,7 +114,8 @@ int mc_remote_new(const mc_remote_params *p, const mc_tok *tok, mc_remote **out,
         return mc_err_set(err, MC_EINVAL, -1, "no output pointer");
     *out = NULL;
     if (!p || !p->url || !*p->url)
-        return mc_err_set(err, MC_EINVAL, -1, "no server URL configured (nothing is sent without one)");
+        return mc_err_set(err, MC_EINVAL, -1,
+                          "no server URL configured (nothing is sent without one)");
     if (strncmp(p->url, "http://", 7) != 0 && strncmp(p->url, "https://", 8) != 0)
         return mc_err_set(err, MC_EINVAL, -1, "server URL '%s' must start with http:// or https://",
                           p->url);
@@ -123,7 +124,8 @@ int mc_remote_new(const mc_remote_params *p, const mc_tok *tok, mc_remote **out,
     if (p->connect_timeout_ms <= 0 || p->timeout_ms <= 0 || p->retries < 0 || p->backoff_ms < 0 ||
         p->breaker_cooldown_ms < 0)
         return mc_err_set(err, MC_EINVAL, -1,
-                          "bad remote parameters (connect %d ms, timeout %d ms, %d retries, back-off %d ms, cooldown %d ms)",
+                          "bad remote parameters (connect %d ms, timeout %d ms, %d retries, "
+                          "back-off %d ms, cooldown %d ms)",
                           p->connect_timeout_ms, p->timeout_ms, p->retries, p->backoff_ms,
                           p->breaker_cooldown_ms);
     mc_remote *r = calloc(1, sizeof *r);
@@ -394,11 +396,10 @@ static int request(call *c, const char *path, json_t *body, json_t **out, mc_err
                 rc = mc_err_set(err, MC_ENET, -1, "%s: HTTP %d%s", path, st, msg);
             } else {
                 int code = st == 404 || st == 405 || st == 501 ? MC_EUNSUPPORTED
-                           : st == 413                          ? MC_EFULL
-                                                                : MC_EINVAL;
+                           : st == 413                         ? MC_EFULL
+                                                               : MC_EINVAL;
                 rc = mc_err_set(err, code, -1, "%s: the server refused the request (HTTP %d%s%s)",
-                                path, st, st == 401 || st == 403 ? ", check the API key" : "",
-                                msg);
+                                path, st, st == 401 || st == 403 ? ", check the API key" : "", msg);
                 break;
             }
         }
@@ -698,16 +699,19 @@ static int gen_mccom(call *c, const mc_llm_request *rq, mc_llm_result *res, mc_e
     json_t *lps = json_object_get(ans, "token_logprobs");
     const char *reason = json_string_value(json_object_get(ans, "finish_reason"));
     json_t *text = json_object_get(ans, "text");
-    if (!json_is_array(toks) || !json_is_integer(acc) || !reason || (!r->tok && !json_is_string(text))) {
-        rc = mc_err_set(err, MC_EFORMAT, -1, "/v1/verify: the answer lacks tokens, accepted, text or finish_reason");
+    if (!json_is_array(toks) || !json_is_integer(acc) || !reason ||
+        (!r->tok && !json_is_string(text))) {
+        rc = mc_err_set(err, MC_EFORMAT, -1,
+                        "/v1/verify: the answer lacks tokens, accepted, text or finish_reason");
         goto out;
     }
     int n = (int)json_array_size(toks);
     json_int_t k = json_integer_value(acc);
     if (k < 0 || k > rq->n_draft || k > n || n > k + rq->max_new) {
-        rc = mc_err_set(err, MC_EFORMAT, -1,
-                        "/v1/verify: %lld accepted and %d tokens do not fit a draft of %d and max_tokens %d",
-                        (long long)k, n, rq->n_draft, rq->max_new);
+        rc = mc_err_set(
+            err, MC_EFORMAT, -1,
+            "/v1/verify: %lld accepted and %d tokens do not fit a draft of %d and max_tokens %d",
+            (long long)k, n, rq->n_draft, rq->max_new);
         goto out;
     }
     for (int i = 0; i < n; i++) {
@@ -720,14 +724,20 @@ static int gen_mccom(call *c, const mc_llm_request *rq, mc_llm_result *res, mc_e
         }
         int32_t id = (int32_t)json_integer_value(e);
         json_t *lp = json_array_get(lps, (size_t)i);
-        if (toks_add(&tb, id, json_is_number(lp) ? (float)json_number_value(lp) : 0.0f, i < k) != 0 ||
+        if (toks_add(&tb, id, json_is_number(lp) ? (float)json_number_value(lp) : 0.0f, i < k) !=
+                0 ||
             (r->tok && mc__text_push(&tx, id) != 0)) {
             rc = mc_err_set(err, MC_ENOMEM, -1, "out of memory");
             goto out;
         }
     }
     mc_gen_result *g = &res->gen;
-    g->n_draft = rq->n_draft;
+    /* a server may shorten a draft that would overflow its context */
+    json_t *snd = json_object_get(ans, "n_draft");
+    g->n_draft = json_is_integer(snd) && json_integer_value(snd) >= k &&
+                         json_integer_value(snd) <= rq->n_draft
+                     ? (int)json_integer_value(snd)
+                     : rq->n_draft;
     g->n_accepted = (int)k;
     if (stop_from_reason(reason, rq->stop_newline, &g->stop) != 0) {
         rc = mc_err_set(err, MC_EFORMAT, -1, "/v1/verify: unknown finish_reason");
@@ -764,8 +774,9 @@ out:
     return rc;
 }
 
-/* A plain greedy completion. prompt: ids or text (stolen). ids_required: the
- * answer must carry token ids (vLLM, asked for them). Fills *ans. */
+/* A greedy /v1/completions request. prompt: ids or text (stolen). vllm: ask
+ * for the generated ids ("token_id:N") and, if prompt_logprobs > 0, for the
+ * best tokens at every prompt position. Fills *ans (choices[0] checked). */
 static int completion(call *c, json_t *prompt, int max_tokens, bool stop_newline, bool vllm,
                       int prompt_logprobs, json_t **ans, mc_err *err) {
     mc_remote *r = c->r;
@@ -775,9 +786,10 @@ static int completion(call *c, json_t *prompt, int max_tokens, bool stop_newline
         json_decref(body);
         return mc_err_set(err, MC_ENOMEM, -1, "out of memory for the request");
     }
-    bool ok = jset(body, "prompt", prompt) && (!r->model || jset(body, "model", json_string(r->model))) &&
-         jset(body, "max_tokens", json_integer(max_tokens)) &&
-         jset(body, "temperature", json_real(0.0));
+    bool ok = jset(body, "prompt", prompt) &&
+              (!r->model || jset(body, "model", json_string(r->model))) &&
+              jset(body, "max_tokens", json_integer(max_tokens)) &&
+              jset(body, "temperature", json_real(0.0));
     if (ok && stop_newline) {
         json_t *st = json_array();
         ok = st && json_array_append_new(st, json_string("\n")) == 0 && jset(body, "stop", st);
@@ -812,7 +824,8 @@ static int take_completion(call *c, const json_t *ans, bool stop_newline, toks_b
     const char *reason = json_string_value(json_object_get(ch, "finish_reason"));
     json_t *text = json_object_get(ch, "text");
     if (!json_is_string(text) || !reason)
-        return mc_err_set(err, MC_EFORMAT, -1, "/v1/completions: choices[0] lacks text or finish_reason");
+        return mc_err_set(err, MC_EFORMAT, -1,
+                          "/v1/completions: choices[0] lacks text or finish_reason");
     int32_t *ids = NULL;
     int n = 0;
     int rc = r->tok ? choice_ids(r, ch, &ids, &n) : NO_IDS;
@@ -857,7 +870,8 @@ static int take_completion(call *c, const json_t *ans, bool stop_newline, toks_b
 }
 
 /* OPENAI, and vLLM when it cannot verify (healing) or has nothing to verify. */
-static int gen_plain(call *c, const mc_llm_request *rq, bool vllm, mc_llm_result *res, mc_err *err) {
+static int gen_plain(call *c, const mc_llm_request *rq, bool vllm, mc_llm_result *res,
+                     mc_err *err) {
     mc_remote *r = c->r;
     toks_buf tb = {0};
     mc__text tx;
@@ -958,7 +972,8 @@ static int gen_vllm(call *c, const mc_llm_request *rq, mc_llm_result *res, mc_er
         if (i < nd) {
             if (rank1_of(r, json_array_get(pl, (size_t)(np + i)), &best) != 0) {
                 rc = mc_err_set(err, MC_EFORMAT, -1,
-                                "/v1/completions: prompt_logprobs[%d] has no rank-1 token id", np + i);
+                                "/v1/completions: prompt_logprobs[%d] has no rank-1 token id",
+                                np + i);
                 goto out;
             }
         } else {
@@ -1018,12 +1033,13 @@ int mc_remote_probe(mc_remote *r, mc_err *err) {
     if (r->probed)
         return 0;
     int64_t t0 = mc_time_ns();
-    call c = {.r = r, .deadline = t0 + (int64_t)r->p.timeout_ms * 1000000,
-              .max_retries = r->p.retries};
+    call c = {
+        .r = r, .deadline = t0 + (int64_t)r->p.timeout_ms * 1000000, .max_retries = r->p.retries};
     bool trial;
     int rc;
     if (!breaker_enter(r, &trial)) {
-        rc = mc_err_set(err, MC_ENET, -1, "the circuit breaker is open (the server failed recently)");
+        rc = mc_err_set(err, MC_ENET, -1,
+                        "the circuit breaker is open (the server failed recently)");
     } else {
         if (trial)
             c.max_retries = 0;
@@ -1052,12 +1068,13 @@ int mc_remote_generate(mc_remote *r, const mc_llm_request *rq, mc_llm_result *re
         for (int i = 0; i < rq->n_prompt + rq->n_draft; i++) {
             int32_t id = i < rq->n_prompt ? rq->prompt[i] : rq->draft[i - rq->n_prompt];
             if (id < 0 || id >= nv)
-                return mc_err_set(err, MC_EINVAL, -1, "token %d has id %d, outside the vocabulary of %d",
-                                  i, id, nv);
+                return mc_err_set(err, MC_EINVAL, -1,
+                                  "token %d has id %d, outside the vocabulary of %d", i, id, nv);
         }
     }
     int64_t t0 = mc_time_ns();
-    call c = {.r = r, .cancel = rq->cancel,
+    call c = {.r = r,
+              .cancel = rq->cancel,
               .deadline = t0 + (int64_t)r->p.timeout_ms * 1000000,
               .max_retries = r->p.retries};
     r->st.calls++;
@@ -1065,9 +1082,10 @@ int mc_remote_generate(mc_remote *r, const mc_llm_request *rq, mc_llm_result *re
     int rc;
     if (!breaker_enter(r, &trial)) {
         int64_t left = (r->br_retry_ns - mc_time_ns()) / 1000000;
-        rc = mc_err_set(err, MC_ENET, -1,
-                        "the circuit breaker is open (the server failed %d times); next trial in %lld ms",
-                        r->br_fails, (long long)left);
+        rc = mc_err_set(
+            err, MC_ENET, -1,
+            "the circuit breaker is open (the server failed %d times); next trial in %lld ms",
+            r->br_fails, (long long)left);
         r->st.failures++;
         log_call(r, "generate", &c, rq, NULL, rc, (double)(mc_time_ns() - t0) / 1e6);
         return rc;

@@ -17,10 +17,10 @@
  * the connection alive between requests, and lets a transfer be polled in
  * short slices so that a cancel flag is seen within ~10 ms. */
 typedef struct mc__http {
-    void *multi;  /* CURLM * */
-    void *easy;   /* CURL * */
+    void *multi;   /* CURLM * */
+    void *easy;    /* CURL * */
     void *headers; /* struct curl_slist * */
-    char *buf;    /* response body of the last attempt, NUL-terminated */
+    char *buf;     /* response body of the last attempt, NUL-terminated */
     size_t len, cap;
     bool overflow;
     int64_t n_out, n_in; /* bytes of the current attempt, each way */
@@ -29,11 +29,11 @@ typedef struct mc__http {
 
 /* The answer to one attempt. */
 typedef struct mc__http_resp {
-    bool started;        /* the attempt reached the network */
-    int status;          /* HTTP status (0 if none arrived) */
-    const char *body;    /* owned by the mc__http, valid until its next attempt */
+    bool started;     /* the attempt reached the network */
+    int status;       /* HTTP status (0 if none arrived) */
+    const char *body; /* owned by the mc__http, valid until its next attempt */
     size_t len;
-    int64_t bytes_sent;  /* request line, headers and body */
+    int64_t bytes_sent;     /* request line, headers and body */
     int64_t bytes_received; /* status line, headers and body */
 } mc__http_resp;
 
@@ -65,11 +65,11 @@ typedef struct mc__text {
     const mc_tok *tok;
     size_t heal_len;
     bool stop_newline;
-    char *raw;            /* every byte of every piece */
+    char *raw; /* every byte of every piece */
     size_t raw_len, raw_cap;
-    size_t text_end;      /* end of the text in raw */
+    size_t text_end; /* end of the text in raw */
     bool ended;
-    int stop;             /* enum mc_gen_stop, when ended */
+    int stop; /* enum mc_gen_stop, when ended */
 } mc__text;
 
 void mc__text_init(mc__text *t, const mc_tok *tok, size_t heal_len, bool stop_newline);
