@@ -1087,6 +1087,22 @@ MC_TEST(remote_breaker_opens_and_recovers) {
     mc_remote_get_stats(r, &st);
     CHECK_EQ_INT(st.breaker_opens, 2);
     CHECK_EQ_INT(st.calls, 3 + 5 + 1 + 1 + 2);
+    /* a request refused before any I/O says nothing about the server: it
+     * neither resets nor adds to the count of consecutive failures */
+    fake_push(&s.f, (act){ACT_500, 0, NULL});
+    CHECK_EQ_INT(mc_remote_generate(r, &rq, &got, &err), MC_ENET);
+    mc_llm_request bad = rq;
+    bad.heal = "\xff"; /* not UTF-8: /v1/verify cannot carry it */
+    bad.heal_len = 1;
+    seen = fake_requests(&s.f);
+    CHECK_EQ_INT(mc_remote_generate(r, &bad, &got, &err), MC_EINVAL);
+    CHECK_EQ_INT(fake_requests(&s.f), seen);
+    fake_push(&s.f, (act){ACT_500, 0, NULL});
+    CHECK_EQ_INT(mc_remote_generate(r, &rq, &got, &err), MC_ENET);
+    CHECK(mc_remote_available(r));
+    fake_push(&s.f, (act){ACT_500, 0, NULL});
+    CHECK_EQ_INT(mc_remote_generate(r, &rq, &got, &err), MC_ENET);
+    CHECK(!mc_remote_available(r)); /* the third server failure in a row */
     mc_remote_free(r);
     simple_close(&s);
     LEAK_CHECK();

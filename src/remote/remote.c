@@ -225,13 +225,16 @@ static bool is_server_failure(int rc) {
     return rc == MC_ENET || rc == MC_ETIMEOUT || rc == MC_EFORMAT;
 }
 
-static void breaker_leave(mc_remote *r, int rc) {
+/* answered: an HTTP answer arrived during the call (the server is up). */
+static void breaker_leave(mc_remote *r, int rc, bool answered) {
     if (rc == MC_ECANCELED)
         return; /* the caller's decision says nothing about the server */
     if (!is_server_failure(rc)) {
-        r->br_state = BR_CLOSED;
-        r->br_fails = 0;
-        return;
+        if (answered) {
+            r->br_state = BR_CLOSED;
+            r->br_fails = 0;
+        }
+        return; /* refused before any request (bad input): no evidence either way */
     }
     r->br_fails++;
     bool enabled = r->p.breaker_failures > 0; /* 0: never open */
@@ -1044,7 +1047,7 @@ int mc_remote_probe(mc_remote *r, mc_err *err) {
         if (trial)
             c.max_retries = 0;
         rc = probe(&c, err);
-        breaker_leave(r, rc);
+        breaker_leave(r, rc, c.http_status > 0);
     }
     r->st.bytes_sent += c.sent;
     r->st.bytes_received += c.received;
@@ -1124,7 +1127,7 @@ int mc_remote_generate(mc_remote *r, const mc_llm_request *rq, mc_llm_result *re
     }
     r->st.bytes_sent += c.sent;
     r->st.bytes_received += c.received;
-    breaker_leave(r, rc);
+    breaker_leave(r, rc, c.http_status > 0);
     log_call(r, "generate", &c, rq, rc == 0 ? res : NULL, rc, ms);
     return rc;
 }
