@@ -639,6 +639,7 @@ static void check_same(const mc_llm_result *got, const mc_gen_result *want, bool
         CHECK_MSG(got->gen.toks[i].id == want->toks[i].id, "%s: token %d: %d != %d", what, i,
                   got->gen.toks[i].id, want->toks[i].id);
         CHECK_EQ_INT(got->gen.toks[i].from_draft, want->toks[i].from_draft);
+        CHECK_NEAR(got->gen.toks[i].logprob, want->toks[i].logprob, 1e-4);
     }
     CHECK_MSG(got->gen.n_accepted == want->n_accepted, "%s: accepted %d != %d", what,
               got->gen.n_accepted, want->n_accepted);

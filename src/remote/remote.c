@@ -530,6 +530,16 @@ static int choice_ids(const mc_remote *r, const json_t *choice, int32_t **ids, i
     return 0;
 }
 
+/* log p of generated token i, if the answer has it (vLLM's token_logprobs,
+ * llama.cpp's content[].logprob), else 0. */
+static float choice_logprob(const json_t *choice, int i) {
+    json_t *lp = json_object_get(choice, "logprobs");
+    json_t *v = json_array_get(json_object_get(lp, "token_logprobs"), (size_t)i);
+    if (!v)
+        v = json_object_get(json_array_get(json_object_get(lp, "content"), (size_t)i), "logprob");
+    return json_is_number(v) ? (float)json_number_value(v) : 0.0f;
+}
+
 /* choices[0] of a completion answer, or NULL. */
 static json_t *first_choice(const json_t *ans) {
     json_t *ch = json_object_get(ans, "choices");
@@ -845,7 +855,8 @@ static int take_completion(call *c, const json_t *ans, bool stop_newline, toks_b
     res->ms_server += jnum(tm, "prompt_ms") + jnum(tm, "predicted_ms");
     if (rc == 0) {
         for (int i = 0; i < n && !tx->ended; i++) {
-            if (toks_add(tb, ids[i], 0.0f, false) != 0 || mc__text_push(tx, ids[i]) != 0) {
+            if (toks_add(tb, ids[i], choice_logprob(ch, i), false) != 0 ||
+                mc__text_push(tx, ids[i]) != 0) {
                 free(ids);
                 return mc_err_set(err, MC_ENOMEM, -1, "out of memory");
             }
@@ -903,8 +914,9 @@ static int gen_plain(call *c, const mc_llm_request *rq, bool vllm, mc_llm_result
     return rc;
 }
 
-/* The rank-1 token of one prompt_logprobs entry ({"<id>": {"rank": r, ...}}). */
-static int rank1_of(const mc_remote *r, const json_t *entry, int32_t *id) {
+/* The rank-1 token of one prompt_logprobs entry ({"<id>": {"logprob": x,
+ * "rank": r, ...}}) and its log-probability. */
+static int rank1_of(const mc_remote *r, const json_t *entry, int32_t *id, float *logprob) {
     const char *key;
     json_t *v;
     if (!json_is_object(entry))
@@ -917,6 +929,8 @@ static int rank1_of(const mc_remote *r, const json_t *entry, int32_t *id) {
             if (end == key || *end || !id_ok(r, x))
                 return MC_EFORMAT;
             *id = (int32_t)x;
+            json_t *lp = json_object_get(v, "logprob");
+            *logprob = json_is_number(lp) ? (float)json_number_value(lp) : 0.0f;
             return 0;
         }
     }
@@ -972,8 +986,9 @@ static int gen_vllm(call *c, const mc_llm_request *rq, mc_llm_result *res, mc_er
     int n_own = 0;
     for (int i = 0; i <= nd && !tx.ended; i++) {
         int32_t best;
+        float lp;
         if (i < nd) {
-            if (rank1_of(r, json_array_get(pl, (size_t)(np + i)), &best) != 0) {
+            if (rank1_of(r, json_array_get(pl, (size_t)(np + i)), &best, &lp) != 0) {
                 rc = mc_err_set(err, MC_EFORMAT, -1,
                                 "/v1/completions: prompt_logprobs[%d] has no rank-1 token id",
                                 np + i);
@@ -981,11 +996,12 @@ static int gen_vllm(call *c, const mc_llm_request *rq, mc_llm_result *res, mc_er
             }
         } else {
             best = gen_ids[0]; /* the bonus: every draft token was accepted */
+            lp = choice_logprob(ch, 0);
         }
         bool accept = i < nd && best == rq->draft[i];
         if (!accept && rq->max_new == 0)
             break;
-        if (toks_add(&tb, best, 0.0f, accept) != 0 || mc__text_push(&tx, best) != 0) {
+        if (toks_add(&tb, best, lp, accept) != 0 || mc__text_push(&tx, best) != 0) {
             rc = mc_err_set(err, MC_ENOMEM, -1, "out of memory");
             goto out;
         }
