@@ -42,7 +42,7 @@ LIB_OBJ  := $(call obj,$(LIB_SRC))
 CLI_OBJ  := $(call obj,$(CLI_SRC))
 TEST_OBJ := $(call obj,$(TEST_SRC))
 
-.PHONY: all run test test-only deps bench fuzz clean oracle tools print-cflags models
+.PHONY: all run test test-only deps bench fuzz clean oracle tools llama-server print-cflags models
 all: $(BUILD)/mccom $(BUILD)/mccom-test $(BENCH_BIN)
 
 $(BUILD)/obj/%_avx2.o: %_avx2.c
@@ -93,6 +93,11 @@ $(MKMODEL): tools/mkmodel/mkmodel.c build/release/libmccom.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -O2 -o $@ $< build/release/libmccom.a $(LDLIBS_ALL)
 
+# llama-server: llama.cpp's own OpenAI-compatible server, built from the source that
+# node-llama-cpp ships (the remote client's end-to-end peer). Cached by commit.
+llama-server:
+	@scripts/build-llama-server.sh
+
 -include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/obj/*/*/*.d)
 
 deps:
@@ -104,6 +109,7 @@ run: deps
 	$(BUILD)/mccom generate -m models/stories260K.gguf -p "Once upon a time" -n 64
 
 test: deps
+	@scripts/build-llama-server.sh
 	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/release all tools oracle
 	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/asan SAN=1 all
 	@$(MAKE) --no-print-directory test-only
