@@ -58,6 +58,7 @@
  *                                                BOS: send ids when the boundary matters)
  *       max_tokens    int >= 0: model tokens after the accepted prefix (16)
  *       stop          string or array            stop_at_newline  bool (false)
+ *       n_lines       int 1..1024: with stop_at_newline, end at the n-th newline (1)
  *       heal          string: the healing constraint (gen.h)  logprobs  int 0..20 (0)
  *       model         string, ignored
  *     → {"object": "verify", "model", "accepted": k, "n_draft", "tokens": [ids

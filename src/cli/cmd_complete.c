@@ -2,11 +2,12 @@
  * repository file through the cascade, with a one-line account of what it
  * cost (which model answered, draft tokens accepted, time per stage).
  *
- * The large model is in process (--llm FILE.gguf); without it, only the small
- * model answers. --reject simulates the
+ * The large model is in process (--llm FILE.gguf) or behind HTTP (--remote
+ * URL); without either, only the small model answers. --reject simulates the
  * user rejecting the small model's line, which escalates. */
 #include "cli.h"
 #include "mccom/cascade.h"
+#include "mccom/remote.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,10 @@ static void usage(FILE *f) {
             "Prints the suggestion on stdout and an account of the request on stderr.\n\n"
             "  -m, --slm FILE      the small model (GGUF; default models/mccom-cpu-small-q8_0.gguf)\n"
             "  --llm FILE          the large model, in process (GGUF, same vocabulary)\n"
+            "  --remote URL        the large model behind HTTP (mccom serve, vLLM, llama.cpp)\n"
+            "  --remote-kind K     auto (default), mccom, vllm or openai\n"
+            "  --api-key KEY       bearer token for --remote (or $MCCOM_API_KEY)\n"
+            "  --remote-log FILE   log every escalation (what was sent) as JSON lines\n"
             "  --col C             byte column of the cursor in line N (default: its end)\n"
             "  --lines N           complete N lines (default 1: the rest of the line)\n"
             "  --tau X             confidence threshold for routing (default 0.5)\n"
@@ -87,7 +92,9 @@ static void account(const mc_suggestion *s, int json) {
 
 int mc_cmd_complete(int argc, char **argv) {
     const char *repo = NULL, *file = NULL, *slm_path = "models/mccom-cpu-small-q8_0.gguf";
-    const char *llm_path = NULL, *index = NULL;
+    const char *llm_path = NULL, *remote_url = NULL, *index = NULL, *remote_log = NULL;
+    const char *api_key = getenv("MCCOM_API_KEY");
+    mc_remote_kind kind = MC_REMOTE_AUTO;
     long line = -1, col = -1, lines = 1;
     int reject = 0, json = 0, threads = 0;
     mc_cascade_params cp = mc_cascade_params_default();
@@ -129,13 +136,24 @@ int mc_cmd_complete(int argc, char **argv) {
                 slm_path = v;
             else if (!strcmp(a, "--llm"))
                 llm_path = v;
+            else if (!strcmp(a, "--remote"))
+                remote_url = v;
+            else if (!strcmp(a, "--remote-log"))
+                remote_log = v;
+            else if (!strcmp(a, "--api-key"))
+                api_key = v;
             else if (!strcmp(a, "--index"))
                 index = v;
             else if (!strcmp(a, "--tau"))
                 cp.tau = strtof(v, &end);
             else if (!strcmp(a, "-t") || !strcmp(a, "--threads"))
                 threads = (int)strtol(v, &end, 10);
-            else {
+            else if (!strcmp(a, "--remote-kind")) {
+                if (mc_remote_kind_parse(v, &kind) != 0) {
+                    fprintf(stderr, "mccom complete: unknown --remote-kind '%s' (auto, mccom, vllm, openai)\n", v);
+                    return 2;
+                }
+            } else {
                 fprintf(stderr, "mccom complete: unknown option '%s'\n", a);
                 return 2;
             }
@@ -147,6 +165,10 @@ int mc_cmd_complete(int argc, char **argv) {
     }
     if (!repo || !file || line < 0 || lines < 1 || lines > 64 || threads < 0) {
         usage(stderr);
+        return 2;
+    }
+    if (llm_path && remote_url) {
+        fprintf(stderr, "mccom complete: give --llm or --remote, not both\n");
         return 2;
     }
     char idx_buf[4096], path_buf[4096];
@@ -231,6 +253,16 @@ int mc_cmd_complete(int argc, char **argv) {
             mc_cli_error("large model", &err);
             goto out;
         }
+    } else if (remote_url) {
+        mc_remote_params rp = mc_remote_params_default();
+        rp.url = remote_url;
+        rp.api_key = api_key;
+        rp.kind = kind;
+        rp.log_path = remote_log;
+        if (mc_llm_remote_new(&rp, tok, &llm, &err) != 0) {
+            mc_cli_error("remote", &err);
+            goto out;
+        }
     }
     if (cp.retrieval) {
         int changed = 0;
@@ -250,7 +282,7 @@ int mc_cmd_complete(int argc, char **argv) {
     }
     if (reject && s.source == 0) {
         if (!llm) {
-            fprintf(stderr, "mccom complete: --reject needs a large model (--llm)\n");
+            fprintf(stderr, "mccom complete: --reject needs a large model (--llm or --remote)\n");
             goto out;
         }
         mc_suggestion up;

@@ -677,6 +677,10 @@ static int probe(call *c, mc_err *err) {
     return 0;
 }
 
+/* A "\n" stop string ends a one-line request on the server; several lines are
+ * cut here, at the n-th newline. */
+static bool one_line(const mc_llm_request *rq) { return rq->stop_newline && rq->n_lines <= 1; }
+
 /* ---- the three kinds ------------------------------------------------------------------ */
 
 static int gen_mccom(call *c, const mc_llm_request *rq, mc_llm_result *res, mc_err *err) {
@@ -685,7 +689,8 @@ static int gen_mccom(call *c, const mc_llm_request *rq, mc_llm_result *res, mc_e
     bool ok = body && jset(body, "prompt", ids_json(rq->prompt, rq->n_prompt)) &&
               jset(body, "draft", ids_json(rq->draft, rq->n_draft)) &&
               jset(body, "max_tokens", json_integer(rq->max_new)) &&
-              jset(body, "stop_at_newline", json_boolean(rq->stop_newline));
+              jset(body, "stop_at_newline", json_boolean(rq->stop_newline)) &&
+              (rq->n_lines <= 1 || jset(body, "n_lines", json_integer(rq->n_lines)));
     if (ok && rq->heal_len > 0) {
         json_t *h = json_stringn(rq->heal, rq->heal_len);
         if (!h) {
@@ -706,7 +711,7 @@ static int gen_mccom(call *c, const mc_llm_request *rq, mc_llm_result *res, mc_e
 
     toks_buf tb = {0};
     mc__text tx;
-    mc__text_init(&tx, r->tok, rq->heal_len, rq->stop_newline);
+    mc__text_init(&tx, r->tok, rq->heal_len, rq->stop_newline, rq->n_lines);
     json_t *toks = json_object_get(ans, "tokens");
     json_t *acc = json_object_get(ans, "accepted");
     json_t *lps = json_object_get(ans, "token_logprobs");
@@ -830,9 +835,10 @@ static int completion(call *c, json_t *prompt, int max_tokens, bool stop_newline
 
 /* A plain completion's answer into the result: ids (if any) through the text
  * rules, else the server's text. heal_len: bytes of the text that are healing. */
-static int take_completion(call *c, const json_t *ans, bool stop_newline, toks_buf *tb,
+static int take_completion(call *c, const json_t *ans, const mc_llm_request *rq, toks_buf *tb,
                            mc__text *tx, bool need_ids, mc_llm_result *res, mc_err *err) {
     mc_remote *r = c->r;
+    const bool stop_newline = rq->stop_newline;
     json_t *ch = first_choice(ans);
     const char *reason = json_string_value(json_object_get(ch, "finish_reason"));
     json_t *text = json_object_get(ch, "text");
@@ -868,10 +874,15 @@ static int take_completion(call *c, const json_t *ans, bool stop_newline, toks_b
     /* text only: as the server cut it (and cut at a line end it missed) */
     const char *s = json_string_value(text);
     size_t len = json_string_length(text);
-    const char *nl = stop_newline ? memchr(s, '\n', len) : NULL;
-    if (nl) {
-        len = (size_t)(nl - s);
-        stop = MC_GEN_NEWLINE;
+    if (stop_newline) {
+        int left = rq->n_lines > 1 ? rq->n_lines : 1;
+        for (size_t k = 0; k < len; k++) {
+            if (s[k] == '\n' && --left == 0) {
+                len = k;
+                stop = MC_GEN_NEWLINE;
+                break;
+            }
+        }
     }
     g->stop = stop;
     g->text = malloc(len + 1);
@@ -889,7 +900,7 @@ static int gen_plain(call *c, const mc_llm_request *rq, bool vllm, mc_llm_result
     mc_remote *r = c->r;
     toks_buf tb = {0};
     mc__text tx;
-    mc__text_init(&tx, r->tok, 0, rq->stop_newline);
+    mc__text_init(&tx, r->tok, 0, rq->stop_newline, rq->n_lines);
     res->gen.stop = MC_GEN_LENGTH;
     int rc = 0;
     if (rq->max_new > 0) {
@@ -900,9 +911,9 @@ static int gen_plain(call *c, const mc_llm_request *rq, bool vllm, mc_llm_result
             rc = mc_err_set(err, MC_ENOMEM, -1, "out of memory");
         json_t *ans = NULL;
         if (rc == 0)
-            rc = completion(c, prompt, rq->max_new, rq->stop_newline, vllm, 0, &ans, err);
+            rc = completion(c, prompt, rq->max_new, one_line(rq), vllm, 0, &ans, err);
         if (rc == 0)
-            rc = take_completion(c, ans, rq->stop_newline, &tb, &tx, vllm && r->tok, res, err);
+            rc = take_completion(c, ans, rq, &tb, &tx, vllm && r->tok, res, err);
         json_decref(ans);
     }
     if (rc == 0 && !res->gen.text)
@@ -953,7 +964,7 @@ static int gen_vllm(call *c, const mc_llm_request *rq, mc_llm_result *res, mc_er
     memcpy(all + np, rq->draft, (size_t)nd * sizeof *all);
     toks_buf tb = {0};
     mc__text tx;
-    mc__text_init(&tx, r->tok, 0, rq->stop_newline);
+    mc__text_init(&tx, r->tok, 0, rq->stop_newline, rq->n_lines);
     mc_gen_result *g = &res->gen;
     g->stop = MC_GEN_LENGTH;
     g->n_draft = nd;
@@ -1018,10 +1029,10 @@ static int gen_vllm(call *c, const mc_llm_request *rq, mc_llm_result *res, mc_er
     if (!tx.ended && n_own == 1 && rq->max_new > 1) {
         for (int i = 0; i < tb.n; i++)
             all[np + i] = tb.v[i].id;
-        rc = completion(c, ids_json(all, np + tb.n), rq->max_new - 1, rq->stop_newline, true, 0,
+        rc = completion(c, ids_json(all, np + tb.n), rq->max_new - 1, one_line(rq), true, 0,
                         &ans, err);
         if (rc == 0)
-            rc = take_completion(c, ans, rq->stop_newline, &tb, &tx, true, res, err);
+            rc = take_completion(c, ans, rq, &tb, &tx, true, res, err);
         if (rc != 0)
             goto out;
     } else if (tx.ended) {

@@ -60,11 +60,14 @@ int mc__http_once(mc__http *h, const char *url, const char *body, size_t body_le
 
 /* Rebuilds a generation's text from its token ids exactly as mc_gen_run does
  * (gen.h): pieces concatenated, the healed bytes skipped, cut before the first
- * '\n' (stop_newline), an end-of-generation token ends it without text. */
+ * '\n' (stop_newline; the n_lines-th), an end-of-generation token ends it
+ * without text. */
 typedef struct mc__text {
     const mc_tok *tok;
     size_t heal_len;
     bool stop_newline;
+    int n_lines;   /* newlines that end the text (>= 1) */
+    int n_nl;      /* newlines of the text so far */
     char *raw; /* every byte of every piece */
     size_t raw_len, raw_cap;
     size_t text_end; /* end of the text in raw */
@@ -72,7 +75,8 @@ typedef struct mc__text {
     int stop; /* enum mc_gen_stop, when ended */
 } mc__text;
 
-void mc__text_init(mc__text *t, const mc_tok *tok, size_t heal_len, bool stop_newline);
+void mc__text_init(mc__text *t, const mc_tok *tok, size_t heal_len, bool stop_newline,
+                   int n_lines);
 /* Add one token. Returns 0, MC_EINVAL (id out of the vocabulary), MC_ENOMEM.
  * A token after the end changes nothing. */
 int mc__text_push(mc__text *t, int32_t id);

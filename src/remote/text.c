@@ -1,7 +1,7 @@
 /* src/remote/text.c — a generation's text rebuilt from the token ids a server
  * returned, by the rules of gen.h (and the same steps as src/gen/gen.c's push):
  * every piece appended, the healed bytes not part of the text, a cut before
- * the first '\n' of the text when stop_newline, end-of-generation tokens end
+ * the first '\n' (the n_lines-th) of the text when stop_newline, end-of-generation tokens end
  * it and add nothing.
  *
  * Not here: stop strings (the remote tier asks only for line endings) and
@@ -11,11 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-void mc__text_init(mc__text *t, const mc_tok *tok, size_t heal_len, bool stop_newline) {
+void mc__text_init(mc__text *t, const mc_tok *tok, size_t heal_len, bool stop_newline,
+                   int n_lines) {
     memset(t, 0, sizeof *t);
     t->tok = tok;
     t->heal_len = heal_len;
     t->stop_newline = stop_newline;
+    t->n_lines = n_lines > 1 ? n_lines : 1;
     t->stop = MC_GEN_LENGTH;
 }
 
@@ -67,12 +69,12 @@ int mc__text_push(mc__text *t, int32_t id) {
     if (t->stop_newline) {
         /* only the text counts: the healed bytes are already in the document */
         size_t from = old > t->heal_len ? old : t->heal_len;
-        if (from < t->raw_len) {
-            const char *nl = memchr(t->raw + from, '\n', t->raw_len - from);
-            if (nl) {
-                t->text_end = (size_t)(nl - t->raw);
+        for (size_t k = from; k < t->raw_len; k++) {
+            if (t->raw[k] == '\n' && ++t->n_nl == t->n_lines) {
+                t->text_end = k;
                 t->ended = true;
                 t->stop = MC_GEN_NEWLINE;
+                break;
             }
         }
     }

@@ -288,7 +288,7 @@ static const char *const infill_fields[] = {
     "input_prefix", "input_suffix", "input_extra", "prompt", "n_predict", "temperature", "top_k",
     "top_p", "seed", "stop", "stream", "model", NULL};
 static const char *const verify_fields[] = {
-    "prompt", "draft", "max_tokens", "stop", "stop_at_newline", "heal", "logprobs", "model", NULL};
+    "prompt", "draft", "max_tokens", "stop", "stop_at_newline", "n_lines", "heal", "logprobs", "model", NULL};
 
 static int check_fields(pctx *c, json_t *o, const char *const *allowed) {
     const char *key;
@@ -551,6 +551,10 @@ static int parse_verify(pctx *c, json_t *o, mc__srv_req *r) {
         rc = get_stop(c, o, "stop", r);
     if (rc == 0)
         rc = get_bool(c, o, "stop_at_newline", &r->stop_newline);
+    long long n_lines = 1;
+    if (rc == 0)
+        rc = get_int(c, o, "n_lines", 1, 1024, &n_lines);
+    r->n_lines = (int)n_lines;
     const char *heal = NULL, *s;
     size_t heal_len = 0, sl;
     if (rc == 0)

@@ -386,6 +386,7 @@ static void run_job(mc_server *s, job *j) {
     gp.stop = (const char *const *)rq->stop;
     gp.n_stop = rq->n_stop;
     gp.stop_newline = rq->stop_newline;
+    gp.n_lines = rq->n_lines;
     gp.heal = rq->heal;
     gp.heal_len = rq->heal_len;
     gp.sampler = rq->temperature > 0.0f ? &smp : NULL;

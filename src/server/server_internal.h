@@ -58,6 +58,7 @@ typedef struct mc__srv_req {
     int logprobs;             /* alternatives per generated token; -1: no logprobs */
     int prompt_logprobs;      /* vLLM's; -1: none */
     bool echo, stream, stop_newline;
+    int n_lines; /* /v1/verify: with stop_newline, end at the n-th newline */
     char *heal;               /* verify: healing constraint, or NULL */
     size_t heal_len;
 } mc__srv_req;
