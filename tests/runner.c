@@ -23,6 +23,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
+
 extern const struct mc_test __start_mc_tests[];
 extern const struct mc_test __stop_mc_tests[];
 
@@ -136,6 +140,11 @@ static void start_job(struct job *j) {
         j->t->fn();
         fflush(stdout);
         fflush(stderr);
+#ifdef __SANITIZE_ADDRESS__
+        /* _exit skips LeakSanitizer's check at exit: run it here, so that a
+         * test that leaks fails (LSan exits with its own non-zero status). */
+        __lsan_do_leak_check();
+#endif
         _exit(g_failed ? 1 : 0);
     }
     setpgid(pid, pid);

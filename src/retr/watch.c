@@ -188,7 +188,8 @@ int mc_retr_watch_poll(mc_retr_watch *w, int timeout_ms, mc_err *err) {
             rc = st.n_indexed + st.n_removed;
         goto out;
     }
-    qsort(changed, (size_t)n, sizeof *changed, cmp_str);
+    if (n > 1) /* qsort must not get a NULL array, even empty */
+        qsort(changed, (size_t)n, sizeof *changed, cmp_str);
     int n_changed = 0;
     for (int i = 0; i < n; i++) {
         if (i > 0 && !strcmp(changed[i], changed[i - 1]))
