@@ -417,6 +417,10 @@ static int run_llm(mc_cascade *c, const mc__prompt *lp, int n_lines, const int32
         }
         int stop = r.gen.stop;
         mc_llm_result_fini(&r);
+        /* a verification returns up to one token past the draft: keep the
+         * line's budget exactly as plain decoding would */
+        if (n_acc > max_line)
+            n_acc = max_line;
         done = stop != MC_GEN_LENGTH || n_acc >= max_line || !spec;
         if (done)
             break;
@@ -468,6 +472,7 @@ static int run_llm(mc_cascade *c, const mc__prompt *lp, int n_lines, const int32
         size_t hl = heal_left_after(c->tok, acc, n_acc, lp->heal_len);
         rq.heal = hl ? lp->heal + (lp->heal_len - hl) : NULL;
         rq.heal_len = hl;
+        rq.n_lines = n_lines - newlines_in(c->tok, acc, n_acc, lp->heal_len); /* lines left */
         hold = sdraft;
         rq.draft = sdraft;
         rq.n_draft = n_sdraft;

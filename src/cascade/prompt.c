@@ -87,18 +87,38 @@ static int retrieve(mc_cascade *c, const mc_cascade_doc *d, size_t above_len, in
     free(q);
     if (n_hits < 0)
         return n_hits;
+    /* The index measures its budget with its own tokenizer (often the fast
+     * splitter); the model's tokens decide: shrink the budget until the block
+     * fits in the model's tokens too. */
+    const int64_t allowed = MC_MIN(c->p.retr_tokens, budget / 2);
     mc_retr_prompt_params pp = mc_retr_prompt_params_default();
-    pp.budget_tokens = MC_MIN(c->p.retr_tokens, budget / 2);
+    pp.budget_tokens = (int)allowed;
     pp.target_path = d->path;
     int n_used = 0;
-    if (n_hits > 0 && pp.budget_tokens > 0) {
+    for (int attempt = 0; n_hits > 0 && pp.budget_tokens > 0 && attempt < 4; attempt++) {
+        free(*block);
+        *block = NULL;
+        *block_len = 0;
         rc = mc_retr_prompt(c->ix, hits, n_hits, &pp, block, block_len, &n_used, NULL, err);
         if (rc != 0)
             return rc;
+        int64_t real = count_tokens(c->tok, *block, *block_len);
+        if (real < 0)
+            return mc_err_set(err, (int)real, -1, "tokenizing retrieved code failed");
+        if (real <= allowed)
+            break;
+        pp.budget_tokens = (int)((double)pp.budget_tokens * (double)allowed / (double)real * 0.95);
+        n_used = 0;
+        if (attempt == 3) { /* give up on retrieval rather than overflow */
+            free(*block);
+            *block = NULL;
+            *block_len = 0;
+        }
+    }
+    if (n_used > 0)
         for (int i = 0; i < n_hits; i++)
             if (add_file(pr, hits[i].file) != 0)
                 return mc_err_set(err, MC_ENOMEM, -1, "out of memory");
-    }
     pr->n_windows = n_used;
     pr->ms_retr = (mc_time_s() - t0) * 1e3;
     return 0;
