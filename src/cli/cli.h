@@ -7,6 +7,8 @@
 
 #include <stdio.h>
 
+#define MC_CLI_VERSION "0.1.0"
+
 typedef int (*mc_cmd_fn)(int argc, char **argv);
 
 struct mc_cmd {
@@ -27,5 +29,6 @@ int mc_cmd_tokenize(int argc, char **argv);
 int mc_cmd_tokenizer(int argc, char **argv);
 int mc_cmd_index(int argc, char **argv);
 int mc_cmd_retrieve(int argc, char **argv);
+int mc_cmd_lsp(int argc, char **argv);
 
 #endif

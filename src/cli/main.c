@@ -15,14 +15,14 @@ static const struct mc_cmd commands[] = {
     {"version", mc_cmd_version, "print mccom's version"},
     {"index", mc_cmd_index, "build or update a repository's retrieval index (--watch)"},
     {"retrieve", mc_cmd_retrieve, "retrieve code windows similar to a cursor's context"},
+    {"lsp", mc_cmd_lsp, "language server: inline completions for editors (docs/lsp.md)"},
 };
 
-#define MC_VERSION "0.1.0"
 
 static int mc_cmd_version(int argc, char **argv) {
     (void)argc;
     (void)argv;
-    printf("mccom %s\n", MC_VERSION);
+    printf("mccom %s\n", MC_CLI_VERSION);
     return 0;
 }
 
