@@ -1075,3 +1075,431 @@ MC_TEST(lsp_reject_pushes_the_large_models_line) {
     srv_stop(&s);
     free(dec);
 }
+
+/* A small random model that never ends its line by itself (its greedy tokens
+ * avoid newline and end-of-text): with maxLineTokens 1024 a request runs for
+ * about a second — slow enough to cancel. It uses stories260K's vocabulary. */
+static const char *slow_model(void) {
+    const char *p = tmp_path("slow.gguf");
+    if (access(p, R_OK) == 0)
+        return p;
+    if (access("build/tools/mkmodel", X_OK) != 0) {
+        mc_test_fail_at(__FILE__, __LINE__, "build/tools/mkmodel is missing (make tools)");
+        mc_test_abort();
+    }
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "build/tools/mkmodel -q --arch llama --vocab 512 --embd 256 --layers 4 --heads 4 "
+             "--ff 768 --ctx 2048 --seed 1 %s",
+             p);
+    MC_REQUIRE(system(cmd) == 0);
+    return p;
+}
+
+MC_TEST_T(lsp_cancel_stops_the_work, 120) {
+    srv s;
+    srv_start(&s, "--threads", "1", NULL);
+    json_t *o = json_pack("{s:s, s:s, s:f, s:b, s:i, s:i}", "slmModel", slow_model(), "tokenizer",
+                          slm_path(), "tau", 0.0, "retrieval", 0, "maxLineTokens", 1024,
+                          "debounceMs", 5000);
+    initialize(&s, NULL, o, false, false);
+    const char *uri = "file:///tmp/mccom-test/a.py";
+    open_doc(&s, uri, "def f(x):\n    return ");
+    /* 1. cancelled while it waits out the debounce */
+    double t0 = mc_time_s();
+    json_int_t id = complete_req(&s, uri, 1, 11, 2);
+    usleep(100000);
+    notify(&s, "$/cancelRequest", json_pack("{s:I}", "id", id));
+    json_t *r = wait_response(&s, id, 10000);
+    CHECK_EQ_INT(error_code(r), LSP_REQUEST_CANCELLED);
+    CHECK_MSG(mc_time_s() - t0 < 3.0, "the debounce wait was not interrupted (%.2f s)", mc_time_s() - t0);
+    notify(&s, "workspace/didChangeConfiguration",
+           json_pack("{s:{s:{s:i}}}", "settings", "mccom", "debounceMs", 0));
+    /* 2. how long a whole request takes */
+    t0 = mc_time_s();
+    id = complete_req(&s, uri, 1, 11, 2);
+    r = wait_response(&s, id, 300000);
+    double full = mc_time_s() - t0;
+    CHECK(r && json_object_get(r, "result"));
+    /* 3. cancelled while the model runs: the answer comes at once */
+    open_doc(&s, "file:///tmp/mccom-test/b.py", "class A:\n    def g(self):\n        return ");
+    id = complete_req(&s, "file:///tmp/mccom-test/b.py", 2, 15, 2);
+    usleep((useconds_t)(MC_MIN(0.25 * full, 0.5) * 1e6));
+    t0 = mc_time_s();
+    notify(&s, "$/cancelRequest", json_pack("{s:I}", "id", id));
+    r = wait_response(&s, id, 300000);
+    double took = mc_time_s() - t0;
+    CHECK_EQ_INT(error_code(r), LSP_REQUEST_CANCELLED);
+    CHECK_MSG(took < 0.25 * full, "cancel answered after %.3f s; a whole request takes %.3f s", took, full);
+    CHECK_MSG(full > 0.3, "a whole request took only %.3f s: the test model got fast", full);
+    /* 4. an edit makes a running request stale: ContentModified, and the next one runs */
+    id = complete_req(&s, "file:///tmp/mccom-test/b.py", 2, 15, 2);
+    usleep(100000);
+    notify(&s, "workspace/didChangeConfiguration",
+           json_pack("{s:{s:{s:i}}}", "settings", "mccom", "maxLineTokens", 4));
+    notify(&s, "textDocument/didChange",
+           json_pack("{s:{s:s, s:i}, s:[{s:{s:o, s:o}, s:s}]}", "textDocument", "uri",
+                     "file:///tmp/mccom-test/b.py", "version", 2, "contentChanges", "range",
+                     "start", position(2, 15), "end", position(2, 15), "text", "x"));
+    json_int_t id2 = complete_req(&s, "file:///tmp/mccom-test/b.py", 2, 16, 2);
+    r = wait_response(&s, id, 300000);
+    CHECK_EQ_INT(error_code(r), LSP_CONTENT_MODIFIED);
+    r = wait_response(&s, id2, 300000);
+    CHECK(r && json_is_object(json_object_get(r, "result")));
+    /* 5. a newer request for the same document supersedes a queued one */
+    notify(&s, "workspace/didChangeConfiguration",
+           json_pack("{s:{s:{s:i}}}", "settings", "mccom", "debounceMs", 3000));
+    id = complete_req(&s, uri, 1, 11, 2);
+    id2 = complete_req(&s, uri, 0, 3, 2);
+    r = wait_response(&s, id, 10000);
+    CHECK_EQ_INT(error_code(r), LSP_CONTENT_MODIFIED);
+    notify(&s, "$/cancelRequest", json_pack("{s:I}", "id", id2));
+    CHECK_EQ_INT(error_code(wait_response(&s, id2, 10000)), LSP_REQUEST_CANCELLED);
+    shutdown_exit(&s, 0);
+    srv_stop(&s);
+}
+
+MC_TEST(lsp_index_follows_edits) {
+    const char *root = tmp_path("repo");
+    MC_REQUIRE(mkdir(root, 0755) == 0);
+    char p[700];
+    const char *main_text = "Once upon a time, there was a little girl named Lily.\n"
+                            "She loved to play outside in the park with her dog.\n"
+                            "One day, Lily saw a big red ball under a tree.\n"
+                            "Lily ran to the ball and";
+    snprintf(p, sizeof p, "%s/main.py", root);
+    write_file(p, main_text);
+    snprintf(p, sizeof p, "%s/notes.py", root);
+    write_file(p, "xyzzy plugh 1\nxyzzy plugh 2\n");
+    /* the buffer of notes.py, never saved: main.py's lines and a continuation */
+    const char *notes_buf = "Once upon a time, there was a little girl named Lily.\n"
+                            "She loved to play outside in the park with her dog.\n"
+                            "One day, Lily saw a big red ball under a tree.\n"
+                            "Lily ran to the ball and kicked it over the fence into the sea.\n";
+    srv s;
+    srv_start(&s, "--threads", "1", NULL);
+    initialize(&s, root, opts(0.0f, true, NULL), false, true);
+    json_t *e = NULL;
+    for (int i = 0; i < 3 && (e = wait_note(&s, "$/progress", 20000)) != NULL; i++) {
+        const char *kind = mc__json_str(json_object_get(json_object_get(e, "params"), "value"), "kind");
+        bool end = kind && !strcmp(kind, "end");
+        json_decref(e);
+        if (end)
+            break;
+    }
+    char nuri[800], muri[800];
+    snprintf(nuri, sizeof nuri, "file://%s/notes.py", root);
+    snprintf(muri, sizeof muri, "file://%s/main.py", root);
+    open_doc(&s, nuri, "xyzzy plugh 1\nxyzzy plugh 2\n");
+    notify(&s, "textDocument/didChange",
+           json_pack("{s:{s:s, s:i}, s:[{s:s}]}", "textDocument", "uri", nuri, "version", 2,
+                     "contentChanges", "text", notes_buf));
+    usleep(500000); /* the worker applies index updates when idle */
+    open_doc(&s, muri, main_text);
+    json_int_t id = complete_req(&s, muri, 3, 24, 2);
+    json_t *r = wait_response(&s, id, 30000);
+    MC_REQUIRE(r);
+    /* in process: the same index, with and without the buffer */
+    local A, B;
+    local_open(&A, NULL, root, 0.0f, 0);
+    mc_err err;
+    MC_REQUIRE(mc_retr_set_file(A.ix, "notes.py", notes_buf, strlen(notes_buf), &err) == 0);
+    char *with = local_suggest(&A, "main.py", main_text, strlen(main_text));
+    local_open(&B, NULL, root, 0.0f, 0);
+    char *without = local_suggest(&B, "main.py", main_text, strlen(main_text));
+    CHECK_MSG(strcmp(with, without) != 0, "the edited buffer does not change the suggestion (\"%s\")", with);
+    CHECK_EQ_STR(item_text(r) ? item_text(r) : "", with);
+    /* closing the unsaved buffer puts the file on disk back into the index (main.py is
+     * reopened too, so that its session starts afresh) */
+    notify(&s, "textDocument/didClose", json_pack("{s:{s:s}}", "textDocument", "uri", nuri));
+    notify(&s, "textDocument/didClose", json_pack("{s:{s:s}}", "textDocument", "uri", muri));
+    usleep(500000);
+    open_doc(&s, muri, main_text);
+    id = complete_req(&s, muri, 3, 24, 2);
+    r = wait_response(&s, id, 30000);
+    CHECK_EQ_STR(item_text(r) ? item_text(r) : "", without);
+    free(with);
+    free(without);
+    local_close(&A);
+    local_close(&B);
+    shutdown_exit(&s, 0);
+    srv_stop(&s);
+}
+
+MC_TEST(lsp_configuration) {
+    char *dec = python_file("decoder.py");
+    srv s;
+    srv_start(&s, "--threads", "1", NULL);
+    /* bad values are reported and skipped; good ones apply */
+    json_t *o = opts(0.0f, false, NULL);
+    json_object_set_new(o, "maxLineTokens", json_string("many"));
+    json_object_set_new(o, "noSuchKey", json_true());
+    initialize(&s, NULL, o, false, false);
+    json_t *m = wait_note(&s, "window/showMessage", 10000);
+    MC_REQUIRE(m);
+    const char *msg = mc__json_str(json_object_get(m, "params"), "message");
+    CHECK(msg && strstr(msg, "maxLineTokens") && strstr(msg, "noSuchKey"));
+    json_decref(m);
+    const char *uri = "file:///tmp/mccom-test/decoder.py";
+    open_doc(&s, uri, dec);
+    local L;
+    local_open(&L, NULL, NULL, 0.0f, 0);
+    json_int_t id = complete_req(&s, uri, 30, 8, 2);
+    char *w = local_suggest(&L, "/tmp/mccom-test/decoder.py", dec, offset_of(dec, 30, 8));
+    CHECK_EQ_STR(item_text(wait_response(&s, id, 30000)), w);
+    free(w);
+    local_close(&L);
+    /* workspace/didChangeConfiguration: a shorter line */
+    notify(&s, "workspace/didChangeConfiguration",
+           json_pack("{s:{s:{s:i, s:f}}}", "settings", "mccom", "maxLineTokens", 3, "tau", 2.0));
+    m = wait_note(&s, "window/showMessage", 10000);
+    CHECK(m && strstr(mc__json_str(json_object_get(m, "params"), "message"), "tau"));
+    json_decref(m);
+    local_open(&L, NULL, NULL, 0.0f, 3);
+    id = complete_req(&s, uri, 60, 8, 2);
+    w = local_suggest(&L, "/tmp/mccom-test/decoder.py", dec, offset_of(dec, 60, 8));
+    json_t *r = wait_response(&s, id, 30000);
+    CHECK_EQ_STR(item_text(r), w);
+    CHECK(strlen(w) < 20);
+    free(w);
+    local_close(&L);
+    /* a model that cannot be loaded: an error message, and requests say why */
+    notify(&s, "workspace/didChangeConfiguration",
+           json_pack("{s:{s:s}}", "settings", "slmModel", "/nonexistent/model.gguf"));
+    m = wait_note(&s, "window/showMessage", 10000);
+    CHECK(m && json_integer_value(json_object_get(json_object_get(m, "params"), "type")) == 1);
+    json_decref(m);
+    id = complete_req(&s, uri, 60, 8, 2);
+    r = wait_response(&s, id, 30000);
+    CHECK_EQ_INT(error_code(r), LSP_REQUEST_FAILED);
+    CHECK(strstr(mc__json_str(json_object_get(r, "error"), "message"), "/nonexistent/model.gguf") != NULL);
+    /* llmUrl: this build has no remote client; it says so and keeps working */
+    notify(&s, "workspace/didChangeConfiguration",
+           json_pack("{s:{s:s, s:s}}", "settings", "slmModel", slm_path(), "llmUrl", "http://127.0.0.1:9"));
+    m = wait_note(&s, "window/showMessage", 10000);
+    CHECK(m && strstr(mc__json_str(json_object_get(m, "params"), "message"), "llmUrl"));
+    json_decref(m);
+    id = complete_req(&s, uri, 60, 8, 2);
+    r = wait_response(&s, id, 30000);
+    CHECK(r && first_item(r));
+    shutdown_exit(&s, 0);
+    srv_stop(&s);
+    free(dec);
+}
+
+/* ---- a real editor: Neovim under tmux with editors/nvim ------------------------------------ */
+
+typedef struct tmx {
+    char sock[64];
+    char dir[600];
+} tmx;
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    return system(cmd);
+}
+
+static char *tmux_screen(const tmx *t) {
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "tmux -L %s capture-pane -p -t t 2>/dev/null", t->sock);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *b = malloc(cap);
+    size_t r;
+    while (b && (r = fread(b + n, 1, cap - n - 1, p)) > 0)
+        n += r;
+    pclose(p);
+    if (b)
+        b[n] = '\0';
+    return b;
+}
+
+/* Wait until a screen row starts with `want` (compared up to max bytes;
+ * trailing spaces are not on the screen). */
+static bool tmux_wait_row(const tmx *t, const char *want, size_t max, double secs) {
+    size_t n = MC_MIN(strlen(want), max);
+    while (n > 0 && want[n - 1] == ' ')
+        n--;
+    double until = mc_time_s() + secs;
+    char *scr = NULL;
+    while (mc_time_s() < until) {
+        free(scr);
+        scr = tmux_screen(t);
+        for (char *row = scr; row && *row;) {
+            char *nl = strchr(row, '\n');
+            if (strncmp(row, want, n) == 0) {
+                free(scr);
+                return true;
+            }
+            row = nl ? nl + 1 : row + strlen(row);
+        }
+        usleep(100000);
+    }
+    fprintf(stderr, "---- screen (waiting for \"%.*s\") ----\n%s----\n", (int)n, want, scr ? scr : "");
+    free(scr);
+    return false;
+}
+
+static void tmux_keys(const tmx *t, const char *keys) {
+    CHECK(sh("tmux -L %s send-keys -t t %s", t->sock, keys) == 0);
+}
+
+/* Type literal text. */
+static void tmux_type(const tmx *t, const char *text) {
+    char q[512];
+    size_t k = 0;
+    q[k++] = '\'';
+    for (const char *c = text; *c && k < sizeof q - 8; c++) {
+        if (*c == '\'') {
+            memcpy(q + k, "'\\''", 4);
+            k += 4;
+        } else {
+            q[k++] = *c;
+        }
+    }
+    q[k++] = '\'';
+    q[k] = '\0';
+    CHECK(sh("tmux -L %s send-keys -t t -l %s", t->sock, q) == 0);
+}
+
+static bool printable(const char *s) {
+    if (!s || !*s)
+        return false;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+        if (*c < 0x20 || *c == 0x7f)
+            return false;
+    return true;
+}
+
+/* text with `line` inserted as line `at` (0-based) */
+static char *insert_line(const char *text, int at, const char *line) {
+    size_t o = offset_of(text, at, 0), n = strlen(text), m = strlen(line);
+    char *r = malloc(n + m + 2);
+    memcpy(r, text, o);
+    memcpy(r + o, line, m);
+    r[o + m] = '\n';
+    memcpy(r + o + m + 1, text + o, n - o + 1);
+    return r;
+}
+
+static bool wait_file_has(const char *path, const char *want, double secs) {
+    double until = mc_time_s() + secs;
+    while (mc_time_s() < until) {
+        char *f = read_file(path);
+        bool ok = f && !strcmp(f, want);
+        free(f);
+        if (ok)
+            return true;
+        usleep(100000);
+    }
+    return false;
+}
+
+MC_TEST_T(lsp_neovim_end_to_end, 120) {
+    if (sh("command -v nvim >/dev/null && command -v tmux >/dev/null") != 0)
+        MC_SKIP("nvim or tmux is not installed (scripts/setup.sh installs them)");
+    char *orig = python_file("decoder.py");
+    const char *llm = llm_path();
+    char bin[PATH_MAX], plugin[PATH_MAX];
+    MC_REQUIRE(realpath(mc_test_bin(), bin) != NULL);
+    MC_REQUIRE(realpath("editors/nvim", plugin) != NULL);
+    tmx t;
+    snprintf(t.sock, sizeof t.sock, "mccom-test-%d", (int)getpid());
+    snprintf(t.dir, sizeof t.dir, "%s", mc_test_tmpdir());
+    const char *repo = tmp_path("repo");
+    MC_REQUIRE(mkdir(repo, 0755) == 0);
+    char file[700];
+    snprintf(file, sizeof file, "%s/decoder.py", repo);
+    write_file(file, orig);
+
+    /* What the cascade says, in process, at the two places the test types at:
+     * A, a new line after line 300 with "    if " (the small model's line is
+     * accepted with Tab); B, a new line after line 250 with "    return " (Esc
+     * rejects the small model's line; the large model's appears). */
+    const int at_a = 300, at_b = 250;
+    const char *typed_a = "    if ", *typed_b = "    return ";
+    local L;
+    local_open(&L, llm, NULL, 0.0f, 0);
+    char *doc_a = insert_line(orig, at_a, typed_a);
+    char *slm_a = local_suggest(&L, file, doc_a, offset_of(doc_a, at_a, (int)strlen(typed_a)));
+    MC_REQUIRE(printable(slm_a));
+    char line_a[512];
+    snprintf(line_a, sizeof line_a, "%s%s", typed_a, slm_a);
+    char *after_a = insert_line(orig, at_a, line_a);
+    char *doc_b = insert_line(after_a, at_b, typed_b);
+    size_t cur_b = offset_of(doc_b, at_b, (int)strlen(typed_b));
+    char *slm_b = local_suggest(&L, file, doc_b, cur_b);
+    mc_session_rejected(L.s);
+    char *llm_b = local_suggest(&L, file, doc_b, cur_b);
+    local_close(&L);
+    CHECK_MSG(printable(slm_b) && printable(llm_b) && strcmp(slm_b, llm_b) != 0,
+              "the models' lines at B are not usable for a screen test: \"%s\" / \"%s\"", slm_b, llm_b);
+
+    char init[700];
+    snprintf(init, sizeof init, "%s/init.lua", t.dir);
+    FILE *f = fopen(init, "w");
+    MC_REQUIRE(f);
+    fprintf(f,
+            "vim.opt.rtp:prepend('%s')\n"
+            "vim.opt.swapfile = false\n"
+            "vim.opt.autoindent = false\n"
+            "vim.cmd('filetype indent off')\n"
+            "vim.opt.shortmess:append('I')\n"
+            "require('mccom').setup({\n"
+            "  cmd = { '%s', 'lsp', '--threads', '1', '-v', '-v' },\n"
+            "  init_options = { slmModel = '%s', llmModel = '%s', tau = 0, retrieval = false },\n"
+            "  debounce_ms = 150,\n"
+            "  show_source = true,\n"
+            "})\n",
+            plugin, bin, slm_path(), llm);
+    fclose(f);
+    MC_REQUIRE(sh("cd %s && XDG_CONFIG_HOME=%s XDG_DATA_HOME=%s XDG_STATE_HOME=%s XDG_CACHE_HOME=%s "
+                  "tmux -L %s -f /dev/null new-session -d -s t -x 220 -y 50 "
+                  "'nvim --clean -u %s %s'",
+                  repo, t.dir, t.dir, t.dir, t.dir, t.sock, init, file) == 0);
+    CHECK(tmux_wait_row(&t, "\"\"\"Implementation of JSONDecoder", 100, 20.0));
+
+    /* A: type, see the small model's line as ghost text, accept it with Tab, save */
+    char keys[64];
+    snprintf(keys, sizeof keys, "':%d' Enter o", at_a);
+    tmux_keys(&t, keys);
+    tmux_type(&t, typed_a);
+    CHECK_MSG(tmux_wait_row(&t, line_a, 200, 30.0), "no ghost text \"%s\"", slm_a);
+    tmux_keys(&t, "Tab");
+    tmux_keys(&t, "'C-\\' C-n ':w' Enter");
+    CHECK_MSG(wait_file_has(file, after_a, 10.0), "after Tab and :w the file is not as expected");
+
+    /* B: the small model's line, Esc, then the large model's line (labelled) */
+    snprintf(keys, sizeof keys, "':%d' Enter o", at_b);
+    tmux_keys(&t, keys);
+    tmux_type(&t, typed_b);
+    char want[512];
+    snprintf(want, sizeof want, "%s%s", typed_b, slm_b);
+    CHECK_MSG(tmux_wait_row(&t, want, 200, 30.0), "no ghost text \"%s\"", slm_b);
+    tmux_keys(&t, "Escape");
+    snprintf(want, sizeof want, "%s%s [mccom: large model]", typed_b, llm_b);
+    CHECK_MSG(tmux_wait_row(&t, want, 200, 30.0), "no large-model ghost text \"%s\"", llm_b);
+    tmux_keys(&t, "Tab");
+    tmux_keys(&t, "'C-\\' C-n ':w' Enter");
+    char line_b[512];
+    snprintf(line_b, sizeof line_b, "%s%s", typed_b, llm_b);
+    char *after_b = insert_line(after_a, at_b, line_b);
+    CHECK_MSG(wait_file_has(file, after_b, 10.0), "after Esc, Tab and :w the file is not as expected");
+    tmux_keys(&t, "':qa!' Enter");
+    sh("tmux -L %s kill-server 2>/dev/null", t.sock);
+    free(orig);
+    free(doc_a);
+    free(slm_a);
+    free(after_a);
+    free(doc_b);
+    free(slm_b);
+    free(llm_b);
+    free(after_b);
+}
