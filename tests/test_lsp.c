@@ -1503,3 +1503,53 @@ MC_TEST_T(lsp_neovim_end_to_end, 120) {
     free(llm_b);
     free(after_b);
 }
+
+/* Editors without inline completion (Helix) get the line as a completion item
+ * that replaces the word before the cursor with the word and the line. */
+MC_TEST(lsp_completion_item_for_other_editors) {
+    srv s;
+    srv_start(&s, "--threads", "1", NULL);
+    json_t *r = initialize(&s, NULL, opts(0.0f, false, NULL), false, false);
+    CHECK(json_object_get(json_object_get(json_object_get(r, "result"), "capabilities"), "completionProvider") == NULL);
+    json_int_t id = request(&s, "textDocument/completion", json_pack("{s:{s:s}, s:o}", "textDocument", "uri", "file:///x", "position", position(0, 0)));
+    CHECK_EQ_INT(error_code(wait_response(&s, id, 5000)), RPC_METHOD_NOT_FOUND);
+    shutdown_exit(&s, 0);
+    srv_stop(&s);
+
+    srv_start(&s, "--threads", "1", "--completion", NULL);
+    r = initialize(&s, NULL, opts(0.0f, false, NULL), false, false);
+    CHECK(json_is_object(json_object_get(json_object_get(json_object_get(r, "result"), "capabilities"), "completionProvider")));
+    const char *text = "Once upon a time, there was a little girl named Lily.\nSh\xc3\xa9 loved to pla";
+    const char *uri = "file:///tmp/mccom-test/t.py";
+    open_doc(&s, uri, text);
+    id = request(&s, "textDocument/completion",
+                 json_pack("{s:{s:s}, s:o, s:{s:i}}", "textDocument", "uri", uri, "position",
+                           position(1, 16), "context", "triggerKind", 1));
+    r = wait_response(&s, id, 30000);
+    json_t *res = json_object_get(r, "result");
+    CHECK(json_is_true(json_object_get(res, "isIncomplete")));
+    json_t *it = json_array_get(json_object_get(res, "items"), 0);
+    MC_REQUIRE(it);
+    local L;
+    local_open(&L, NULL, NULL, 0.0f, 0);
+    char *w = local_suggest(&L, "/tmp/mccom-test/t.py", text, strlen(text));
+    char want[512];
+    snprintf(want, sizeof want, "pla%s", w);
+    CHECK_EQ_STR(mc__json_str(it, "label"), want);
+    json_t *te = json_object_get(it, "textEdit");
+    CHECK_EQ_STR(mc__json_str(te, "newText"), want);
+    json_t *rg = json_object_get(te, "range");
+    CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(rg, "start"), "character")), 13);
+    CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(rg, "end"), "character")), 16);
+    CHECK_EQ_STR(mc__json_str(json_object_get(it, "command"), "command"), "mccom.accept");
+    free(w);
+    local_close(&L);
+    /* the item's command reports the acceptance */
+    id = request(&s, "workspace/executeCommand",
+                 json_pack("{s:s, s:O}", "command", "mccom.accept", "arguments",
+                           json_object_get(json_object_get(it, "command"), "arguments")));
+    r = wait_response(&s, id, 5000);
+    CHECK(r && json_object_get(r, "result") && !json_object_get(r, "error"));
+    shutdown_exit(&s, 0);
+    srv_stop(&s);
+}

@@ -5,7 +5,9 @@
  *
  * The server answers `textDocument/inlineCompletion` (LSP 3.18) with the
  * cascade's suggestion for the cursor (one item, insertText + an empty range
- * at the cursor) and learns what the user did with it through three
+ * at the cursor) — and, when configured, `textDocument/completion` with the
+ * same line as one completion item, for editors without inline completion —
+ * and learns what the user did with it through three
  * notifications of its own: `mccom/didShow`, `mccom/didAccept` (whole or
  * partial) and `mccom/didReject` (Esc, or a diverging keystroke). A rejection
  * of the small model's line escalates to the large model; its line is pushed
@@ -110,6 +112,8 @@ typedef struct mc_lsp_params {
     int max_line_tokens;        /* 0: the cascade's default */
     int n_threads;              /* model threads, 0: all cores */
     int n_ctx;                  /* context of each model, 0: min(training, 4096) */
+    bool completion;            /* also offer the suggestion through textDocument/completion
+                                   (editors without inline completion: Helix, ...) */
     /* Server limits and behaviour. */
     size_t max_message_bytes;   /* largest accepted body (64 MiB) */
     bool load_files;            /* false: never read models or walk directories (fuzzing) */

@@ -20,6 +20,8 @@ static void usage(FILE *f) {
             "  --llm-key-env VAR   environment variable holding its API key (default MCCOM_LLM_API_KEY)\n"
             "  --tau X             escalate at once below this confidence (default 0.5)\n"
             "  --no-retrieval      no repository retrieval (and no index)\n"
+            "  --completion        also answer textDocument/completion (editors without inline\n"
+            "                      completion, e.g. Helix)\n"
             "  --debounce MS       wait before running a model for a request (default 0)\n"
             "  --max-line-tokens N most tokens of a suggestion (default 48)\n"
             "  -t, --threads N     model threads (default: all cores)\n"
@@ -52,6 +54,10 @@ int mc_cmd_lsp(int argc, char **argv) {
         }
         if (!strcmp(a, "--no-retrieval")) {
             p.retrieval = false;
+            continue;
+        }
+        if (!strcmp(a, "--completion")) {
+            p.completion = true;
             continue;
         }
         if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {

@@ -24,6 +24,7 @@ void mc__lsp_config_from_params(mc__lsp_config *c, const mc_lsp_params *p) {
     c->max_line_tokens = p->max_line_tokens;
     c->n_threads = p->n_threads;
     c->n_ctx = p->n_ctx;
+    c->completion = p->completion;
 }
 
 void mc__lsp_config_fini(mc__lsp_config *c) {
@@ -148,6 +149,11 @@ int mc__lsp_config_apply(mc__lsp_config *c, const json_t *o, char *msg, size_t c
                 problem(msg, cap, &n, key, "must be true or false");
             else
                 c->retrieval = json_is_true(v);
+        } else if (!strcmp(key, "completion")) {
+            if (!json_is_boolean(v))
+                problem(msg, cap, &n, key, "must be true or false");
+            else
+                c->completion = json_is_true(v);
         } else if (!strcmp(key, "debounceMs"))
             set_int(&c->debounce_ms, v, key, 0, 10000, msg, cap, &n);
         else if (!strcmp(key, "maxLineTokens"))

@@ -94,6 +94,7 @@ typedef struct mc__lsp_config {
     int max_line_tokens;
     int n_threads;
     int n_ctx;
+    bool completion;        /* also serve textDocument/completion (decided at initialize) */
 } mc__lsp_config;
 
 void mc__lsp_config_from_params(mc__lsp_config *c, const mc_lsp_params *p);
@@ -136,6 +137,7 @@ typedef struct mc__lsp_job {
     size_t cursor;          /* byte offset */
     uint32_t line;
     int trigger;            /* InlineCompletionTriggerKind: 1 invoked, 2 automatic */
+    bool as_completion;     /* textDocument/completion: answer a CompletionList */
     double t_queued;
     /* JOB_EVENT */
     int event;

@@ -311,28 +311,41 @@ static void on_initialize(mc_lsp_server *s, json_t *id, json_t *params) {
         "change", 2, "save", "includeText", 0, "inlineCompletionProvider",
         "executeCommandProvider", "commands", "mccom.accept", "serverInfo", "name", "mccom",
         "version", s->version);
+    /* the options first: they decide whether completion is offered */
+    char msg[512];
+    int n_bad = mc__lsp_config_apply(&s->cfg, json_object_get(params, "initializationOptions"),
+                                     msg, sizeof msg);
+    if (s->cfg.completion)
+        json_object_set_new(json_object_get(res, "capabilities"), "completionProvider",
+                            json_pack("{s:b}", "resolveProvider", 0));
     mc__lsp_reply(s, id, res);
     s->initialized = true;
-    mc__lsp_log(s, 1, "initialized: root %s, positions %s%s", s->root ? s->root : "(none)",
-                mc_lsp_encoding_name(s->enc), s->cap_progress ? ", progress" : "");
-    apply_settings(s, json_object_get(params, "initializationOptions"), "initializationOptions");
+    mc__lsp_log(s, 1, "initialized: root %s, positions %s%s%s", s->root ? s->root : "(none)",
+                mc_lsp_encoding_name(s->enc), s->cap_progress ? ", progress" : "",
+                s->cfg.completion ? ", completion" : "");
+    if (n_bad > 0) {
+        mc__lsp_log(s, 0, "initializationOptions: %s", msg);
+        mc__lsp_show_message(s, 2, "mccom: initializationOptions: %s", msg);
+    }
     send_config(s);
     maybe_start_index(s);
 }
 
-static void on_inline_completion(mc_lsp_server *s, json_t *id, json_t *params) {
+static void on_inline_completion(mc_lsp_server *s, json_t *id, json_t *params, bool as_completion) {
     const char *uri = mc__json_str(json_object_get(params, "textDocument"), "uri");
     json_t *pos = json_object_get(params, "position");
     uint32_t line, ch;
     if (!uri || !mc__json_uint(pos, "line", &line) || !mc__json_uint(pos, "character", &ch)) {
         mc__lsp_reply_error(s, id, RPC_INVALID_PARAMS,
-                            "inlineCompletion needs textDocument.uri and position {line, character}");
+                            "%s needs textDocument.uri and position {line, character}",
+                            as_completion ? "completion" : "inlineCompletion");
         return;
     }
     int trigger = 2;
     json_t *ctx = json_object_get(params, "context");
     json_t *tk = json_object_get(ctx, "triggerKind");
-    if (json_is_integer(tk) && json_integer_value(tk) == 1)
+    /* inline: 1 = Invoked; completion: 1 = Invoked too (2, 3 are automatic) */
+    if (json_is_integer(tk) && json_integer_value(tk) == 1 && !as_completion)
         trigger = 1;
     mc__lsp_doc *d = doc_find(s, uri);
     if (!d) {
@@ -355,6 +368,7 @@ static void on_inline_completion(mc_lsp_server *s, json_t *id, json_t *params) {
     mc_lsp_position(d->text->data, d->text->len, j->cursor, s->enc, &l2, &c2);
     j->line = l2;
     j->trigger = trigger;
+    j->as_completion = as_completion;
     if (!j->uri || !j->path || (d->rel && !j->rel)) {
         mc__lsp_reply_error(s, id, RPC_INTERNAL_ERROR, "out of memory");
         mc__lsp_job_free(j);
@@ -456,11 +470,12 @@ static void on_request(mc_lsp_server *s, mc__rpc_msg *m) {
         pthread_cond_broadcast(&s->qcond);
         pthread_mutex_unlock(&s->qlock);
         mc__lsp_reply(s, m->id, json_null());
-    } else if (!strcmp(meth, "textDocument/inlineCompletion")) {
+    } else if (!strcmp(meth, "textDocument/inlineCompletion") ||
+               (!strcmp(meth, "textDocument/completion") && s->cfg.completion)) {
         if (!json_is_object(m->params))
-            mc__lsp_reply_error(s, m->id, RPC_INVALID_PARAMS, "inlineCompletion needs params");
+            mc__lsp_reply_error(s, m->id, RPC_INVALID_PARAMS, "%s needs params", meth);
         else
-            on_inline_completion(s, m->id, m->params);
+            on_inline_completion(s, m->id, m->params, !strcmp(meth, "textDocument/completion"));
     } else if (!strcmp(meth, "workspace/executeCommand")) {
         if (!json_is_object(m->params))
             mc__lsp_reply_error(s, m->id, RPC_INVALID_PARAMS, "executeCommand needs params");

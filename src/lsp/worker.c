@@ -354,6 +354,48 @@ static json_t *item_of(mc_lsp_server *s, const mc__lsp_job *j, const mc_suggesti
                      reused ? 0.0 : sug->st.ms_total);
 }
 
+/* The suggestion as a CompletionList for editors without inline completion:
+ * one item that replaces the word before the cursor with that word and the
+ * rest of the line (so that the client's filtering by the typed word keeps
+ * it); isIncomplete, so the client asks again as the user types. */
+static json_t *completion_list(mc_lsp_server *s, const mc__lsp_job *j, const mc_suggestion *sug) {
+    json_t *items = json_array();
+    size_t n = mc__lsp_utf8_valid_prefix(sug->text, sug->len);
+    if (n > 0) {
+        const char *t = j->text->data;
+        size_t w = j->cursor;
+        while (w > 0 && (t[w - 1] == '_' || (t[w - 1] >= '0' && t[w - 1] <= '9') ||
+                         ((t[w - 1] | 0x20) >= 'a' && (t[w - 1] | 0x20) <= 'z') ||
+                         (unsigned char)t[w - 1] >= 0x80))
+            w--;
+        size_t wl = j->cursor - w;
+        char *full = malloc(wl + n + 1);
+        if (full) {
+            memcpy(full, t + w, wl);
+            memcpy(full + wl, sug->text, n);
+            full[wl + n] = '\0';
+            uint32_t l0, c0, l1, c1;
+            mc_lsp_position(t, j->text->len, w, s->enc, &l0, &c0);
+            mc_lsp_position(t, j->text->len, j->cursor, s->enc, &l1, &c1);
+            json_array_append_new(
+                items,
+                json_pack("{s:s, s:i, s:s, s:s, s:s, s:b, s:{s:{s:{s:I, s:I}, s:{s:I, s:I}}, s:s}, "
+                          "s:{s:s, s:s, s:[{s:s, s:I}]}, s:{s:I, s:s, s:s}}",
+                          "label", full, "kind", 1, "detail",
+                          sug->source ? "mccom: large model" : "mccom", "filterText", full,
+                          "sortText", "0", "preselect", 1, "textEdit", "range", "start", "line",
+                          (json_int_t)l0, "character", (json_int_t)c0, "end", "line",
+                          (json_int_t)l1, "character", (json_int_t)c1, "newText", full, "command",
+                          "title", "mccom: accepted", "command", "mccom.accept", "arguments",
+                          "uri", j->uri, "id", (json_int_t)sug->id, "mccom", "id",
+                          (json_int_t)sug->id, "source", sug->source ? "llm" : "slm", "path",
+                          mc_cascade_path_name(sug->path)));
+            free(full);
+        }
+    }
+    return json_pack("{s:b, s:o}", "isIncomplete", 1, "items", items);
+}
+
 static void reply_cancel(mc_lsp_server *s, const mc__lsp_job *j) {
     mc__lsp_reply_error(s, j->id, j->cancel_code ? j->cancel_code : LSP_REQUEST_CANCELLED, "%s",
                         j->cancel_why ? j->cancel_why : "canceled");
@@ -449,11 +491,15 @@ static void run_complete(mc_lsp_server *s, mc__lsp_engine *e, mc__lsp_job *j) {
     bool reused = after.reused > before.reused;
     if (!reused)
         remember(w, j, sug);
-    json_t *items = json_array();
-    json_t *it = item_of(s, j, sug, reused);
-    if (it)
-        json_array_append_new(items, it);
-    mc__lsp_reply(s, j->id, json_pack("{s:o}", "items", items));
+    if (j->as_completion) {
+        mc__lsp_reply(s, j->id, completion_list(s, j, sug));
+    } else {
+        json_t *items = json_array();
+        json_t *it = item_of(s, j, sug, reused);
+        if (it)
+            json_array_append_new(items, it);
+        mc__lsp_reply(s, j->id, json_pack("{s:o}", "items", items));
+    }
     mc__lsp_log(s, 2, "completion %llu: %s %s, %zu bytes, %.1f ms in the cascade, %.1f ms since queued",
                 (unsigned long long)sug->id, sug->source ? "llm" : "slm",
                 reused ? "reused" : mc_cascade_path_name(sug->path), sug->len,
