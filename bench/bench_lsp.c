@@ -25,7 +25,7 @@
  * Models: stories260K (models/stories260K.gguf) and, when build/tools/mkmodel
  * exists, a random llama model of about 15M parameters with the same
  * 512-token vocabulary (Q8_0; speed does not depend on the weights; its lines
- * run to max_line_tokens, the slow case). Knobs: MC_BENCH_TARGETS (12),
+ * run to max_line_tokens, the slow case). Knobs: MC_BENCH_TARGETS (8),
  * MC_BENCH_KEYS (12 keystrokes per line), MC_BENCH_THREADS (1).
  */
 #include "mccom/cascade.h"
@@ -392,7 +392,7 @@ int main(int argc, char **argv) {
     snprintf(root, sizeof root, "%s", file);
     *strrchr(root, '/') = '\0';
     char *text = slurp(file);
-    int targets = getenv("MC_BENCH_TARGETS") ? atoi(getenv("MC_BENCH_TARGETS")) : 12;
+    int targets = getenv("MC_BENCH_TARGETS") ? atoi(getenv("MC_BENCH_TARGETS")) : 8;
     int keys = getenv("MC_BENCH_KEYS") ? atoi(getenv("MC_BENCH_KEYS")) : 12;
     int threads = getenv("MC_BENCH_THREADS") ? atoi(getenv("MC_BENCH_THREADS")) : 1;
     if (!text || targets < 1 || keys < 1 || threads < 0)
