@@ -118,9 +118,10 @@ static void drop_sessions(mc__lsp_engine *e) {
     }
 }
 
-/* Whether the job's document continues the shown suggestion at its cursor. */
+/* Whether the job's document continues the shown suggestion at its cursor
+ * (and some of it is left: typed to its end, the session runs the cascade). */
 static bool continues(const wdoc *w, const mc__lsp_job *j) {
-    if (!w->has_base || j->cursor < w->base_at || j->cursor - w->base_at > w->rest_len)
+    if (!w->has_base || j->cursor < w->base_at || j->cursor - w->base_at >= w->rest_len)
         return false;
     if (mc__lsp_hash(j->text->data, w->base_at) != w->base_hash)
         return false;
