@@ -1472,6 +1472,17 @@ MC_TEST_T(lsp_neovim_end_to_end, 120) {
     tmux_keys(&t, keys);
     tmux_type(&t, typed_a);
     CHECK_MSG(tmux_wait_row(&t, line_a, 200, 30.0), "no ghost text \"%s\"", slm_a);
+    /* one word first (the screen does not change: the word moves from ghost to text),
+     * then the rest */
+    size_t word = 0;
+    while (slm_a[word] == ' ')
+        word++;
+    while (slm_a[word] == '_' || (slm_a[word] >= '0' && slm_a[word] <= '9') ||
+           ((slm_a[word] | 0x20) >= 'a' && (slm_a[word] | 0x20) <= 'z'))
+        word++;
+    tmux_keys(&t, "C-Right");
+    usleep(300000);
+    CHECK(tmux_wait_row(&t, line_a, 200, 5.0));
     tmux_keys(&t, "Tab");
     tmux_keys(&t, "'C-\\' C-n ':w' Enter");
     CHECK_MSG(wait_file_has(file, after_a, 10.0), "after Tab and :w the file is not as expected");
@@ -1494,6 +1505,14 @@ MC_TEST_T(lsp_neovim_end_to_end, 120) {
     CHECK_MSG(wait_file_has(file, after_b, 10.0), "after Esc, Tab and :w the file is not as expected");
     tmux_keys(&t, "':qa!' Enter");
     sh("tmux -L %s kill-server 2>/dev/null", t.sock);
+    /* the server's log (Neovim keeps its stderr in lsp.log): the notifications arrived */
+    char logp[700], acc[64];
+    snprintf(logp, sizeof logp, "%s/nvim/lsp.log", t.dir);
+    char *log = read_file(logp);
+    snprintf(acc, sizeof acc, "accepted %zu bytes", word);
+    CHECK_MSG(log && strstr(log, acc), "no partial accept (\"%s\") in %s", acc, logp);
+    CHECK(log && strstr(log, "rejected") && strstr(log, "pushed suggestion"));
+    free(log);
     free(orig);
     free(doc_a);
     free(slm_a);
