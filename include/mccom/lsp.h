@@ -30,7 +30,7 @@
  * responses when they carry an id, a log line otherwise.
  *
  * Not here: the editors' side (editors/nvim/), the remote large-model client
- * (remote.h; see the integration point in src/lsp/engine.c).
+ * (remote.h; see the integration point INTEGRATION(remote) in src/lsp/worker.c).
  */
 #ifndef MCCOM_LSP_H
 #define MCCOM_LSP_H
@@ -122,6 +122,8 @@ typedef struct mc_lsp_params {
     const char *version;        /* serverInfo.version */
 } mc_lsp_params;
 
+/* Defaults: no models, tau of the cascade, retrieval on, no debounce, 64 MiB
+ * messages, files loaded, info-level log on stderr. */
 mc_lsp_params mc_lsp_params_default(void);
 
 /* Where the server's framed output goes: write all n bytes or return < 0. */
