@@ -829,20 +829,29 @@ MC_TEST(lsp_completion_equals_cascade_with_index_progress) {
     srv s;
     srv_start(&s, "--threads", "1", NULL);
     initialize(&s, root, opts(0.0f, true, NULL), false, true);
-    /* the index is built in the background, with $/progress begin, report, end */
+    /* the index is built in the background, with $/progress begin, report(s), end */
     json_t *b = wait_note(&s, "$/progress", 20000);
-    json_t *rep = wait_note(&s, "$/progress", 20000);
-    json_t *e = wait_note(&s, "$/progress", 20000);
-    MC_REQUIRE(b && rep && e);
+    MC_REQUIRE(b);
     CHECK_EQ_STR(mc__json_str(json_object_get(json_object_get(b, "params"), "value"), "kind"), "begin");
     CHECK_EQ_STR(mc__json_str(json_object_get(b, "params"), "token"), "mccom/index");
-    CHECK_EQ_STR(mc__json_str(json_object_get(json_object_get(rep, "params"), "value"), "kind"), "report");
-    json_t *ev = json_object_get(json_object_get(e, "params"), "value");
-    CHECK_EQ_STR(mc__json_str(ev, "kind"), "end");
-    CHECK(mc__json_str(ev, "message") && strstr(mc__json_str(ev, "message"), "2 files"));
     json_decref(b);
-    json_decref(rep);
-    json_decref(e);
+    int n_reports = 0;
+    bool ended = false;
+    for (int i = 0; i < 100 && !ended; i++) {
+        json_t *e = wait_note(&s, "$/progress", 20000);
+        MC_REQUIRE(e);
+        json_t *ev = json_object_get(json_object_get(e, "params"), "value");
+        const char *kind = mc__json_str(ev, "kind");
+        if (kind && !strcmp(kind, "report")) {
+            n_reports++;
+        } else {
+            CHECK_EQ_STR(kind, "end");
+            CHECK(mc__json_str(ev, "message") && strstr(mc__json_str(ev, "message"), "2 files"));
+            ended = true;
+        }
+        json_decref(e);
+    }
+    CHECK(ended && n_reports >= 1);
 
     char uri[800];
     snprintf(uri, sizeof uri, "file://%s/decoder.py", root);
@@ -1180,7 +1189,7 @@ MC_TEST(lsp_index_follows_edits) {
     srv_start(&s, "--threads", "1", NULL);
     initialize(&s, root, opts(0.0f, true, NULL), false, true);
     json_t *e = NULL;
-    for (int i = 0; i < 3 && (e = wait_note(&s, "$/progress", 20000)) != NULL; i++) {
+    for (int i = 0; i < 100 && (e = wait_note(&s, "$/progress", 20000)) != NULL; i++) {
         const char *kind = mc__json_str(json_object_get(json_object_get(e, "params"), "value"), "kind");
         bool end = kind && !strcmp(kind, "end");
         json_decref(e);
