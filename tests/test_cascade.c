@@ -316,6 +316,40 @@ MC_TEST(cascade_session_state_machine) {
     world_close(&w);
 }
 
+/* An empty suggestion shows nothing, so typing on after it is no rejection
+ * and must not cost a large-model call. (With one token per line and a
+ * healed cursor, stories260K's line after "Once upon a time" is the healed
+ * word itself: empty.) */
+MC_TEST(cascade_session_empty_suggestion_is_not_rejected) {
+    mc_cascade_params p = mc_cascade_params_default();
+    p.routing = false;
+    p.max_line_tokens = 1;
+    world w;
+    world_open(&w, 0, &p);
+    mc_session *s = mc_session_new(w.c);
+    mc_err err;
+    const mc_suggestion *sg;
+    mc_cascade_doc d = doc_of("Once upon a time");
+    MC_REQUIRE(mc_session_request(s, &d, NULL, &sg, &err) == 0);
+    MC_REQUIRE(sg->len == 0 && sg->source == 0);
+    d = doc_of("Once upon a time,");
+    MC_REQUIRE(mc_session_request(s, &d, NULL, &sg, &err) == 0);
+    CHECK_EQ_INT(sg->source, 0);
+    CHECK_EQ_INT(sg->path, MC_PATH_SLM);
+    mc_session_stats st;
+    mc_session_get_stats(s, &st);
+    CHECK_EQ_INT(st.rejected, 0);
+    CHECK_EQ_INT(st.escalated_rejection, 0);
+    /* Esc on an empty suggestion: nothing to escalate either */
+    d = doc_of("Once upon a time, there");
+    MC_REQUIRE(mc_session_request(s, &d, NULL, &sg, &err) == 0);
+    MC_REQUIRE(sg->len == 0);
+    mc_session_rejected(s);
+    CHECK(!mc_session_pending(s));
+    mc_session_free(s);
+    world_close(&w);
+}
+
 /* An LLM tier that always fails, and one that is "down". */
 static int fail_generate(void *self, const mc_llm_request *rq, mc_llm_result *res, mc_err *err) {
     (void)rq;

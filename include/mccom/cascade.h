@@ -18,7 +18,8 @@
  *              a shown suggestion survives typing that matches it
  *              (type-through), ends on accept or cursor move, and is rejected by
  *              a diverging keystroke, Esc or an explicit re-ask — which
- *              escalates when the SLM had answered.
+ *              escalates when the SLM had answered (with a non-empty line: an
+ *              empty one showed nothing, and typing on just drops it).
  *
  * Prompts (both models, each with its own token budget): [retrieved windows as
  * comment blocks (mc_retr_prompt), most similar last] + [the file's text above
@@ -212,7 +213,8 @@ int mc_session_typed(mc_session *s, const char *text, size_t n);
 void mc_session_accepted(mc_session *s, size_t n);
 
 /* Esc / explicit rejection of the shown suggestion (an escalation is pending
- * for the next request on this line if the SLM had answered). */
+ * for the next request on this line if the SLM had answered with a non-empty
+ * line). */
 void mc_session_rejected(mc_session *s);
 
 /* The cursor moved elsewhere: the shown suggestion is dropped, nothing is

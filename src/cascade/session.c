@@ -5,6 +5,7 @@
  *   SHOWN --typed matching / request at cursor+k with the typed bytes--> SHOWN (shortened)
  *   SHOWN --typed all of it / accepted--> IDLE
  *   SHOWN(slm) --diverging keystroke / Esc / re-ask--> PENDING (this line)
+ *   SHOWN(empty) --diverging keystroke / Esc--> IDLE  [nothing was shown]
  *   SHOWN(llm) --diverging keystroke / Esc--> IDLE
  *   PENDING --request on the same line--> SHOWN(llm)  [escalation, path rejection]
  *   any --cursor moved (other line, or text before the shown point edited)--> IDLE
@@ -85,8 +86,14 @@ static int line_of(const mc_cascade_doc *d) {
     return n;
 }
 
-/* The shown suggestion was rejected. */
+/* The shown suggestion was rejected. An empty one showed nothing: it is
+ * dropped, and nothing escalates (typing on after an empty line is not a
+ * rejection of anything). */
 static void reject(mc_session *s) {
+    if (s->has_cur && s->cur.len == 0) {
+        drop_cur(s);
+        return;
+    }
     s->st.rejected++;
     if (s->has_cur && s->cur.source == 0) {
         s->pending = true;

@@ -7,6 +7,8 @@
 
 #include <stdio.h>
 
+#define MC_CLI_VERSION "0.1.0"
+
 typedef int (*mc_cmd_fn)(int argc, char **argv);
 
 struct mc_cmd {
@@ -40,5 +42,6 @@ int mc_cmd_index(int argc, char **argv);
 int mc_cmd_retrieve(int argc, char **argv);
 int mc_cmd_complete(int argc, char **argv);
 int mc_cmd_serve(int argc, char **argv);
+int mc_cmd_lsp(int argc, char **argv);
 
 #endif

@@ -17,14 +17,14 @@ static const struct mc_cmd commands[] = {
     {"retrieve", mc_cmd_retrieve, "retrieve code windows similar to a cursor's context"},
     {"complete", mc_cmd_complete, "complete a line of a repository file through the cascade"},
     {"serve", mc_cmd_serve, "serve a model over HTTP (OpenAI completions, infill, draft verification)"},
+    {"lsp", mc_cmd_lsp, "language server: inline completions for editors (docs/lsp.md)"},
 };
 
-#define MC_VERSION "0.1.0"
 
 static int mc_cmd_version(int argc, char **argv) {
     (void)argc;
     (void)argv;
-    printf("mccom %s\n", MC_VERSION);
+    printf("mccom %s\n", MC_CLI_VERSION);
     return 0;
 }
 
