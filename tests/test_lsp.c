@@ -11,6 +11,7 @@
 #include "../src/lsp/lsp_internal.h"
 #include "mccom/cascade.h"
 #include "mccom/lsp.h"
+#include "mccom/convert.h"
 #include "test.h"
 
 #include <jansson.h>
@@ -1581,4 +1582,71 @@ MC_TEST(lsp_completion_item_for_other_editors) {
     CHECK(r && json_object_get(r, "result") && !json_object_get(r, "error"));
     shutdown_exit(&s, 0);
     srv_stop(&s);
+}
+
+/* The large model behind HTTP: `mccom serve` runs it and the language server
+ * reaches it through llmUrl. The pushed line after a rejection equals the
+ * in-process cascade's, model for model. */
+MC_TEST(lsp_remote_large_model_through_serve) {
+    char *dec = python_file("decoder.py");
+    /* the served model needs its own vocabulary: stories260K in Q8_0 */
+    const char *llm = tmp_path("llm-q8.gguf");
+    mc_err qerr;
+    MC_REQUIRE(mc_quantize_file(slm_path(), llm, MC_TYPE_Q8_0, NULL, NULL, &qerr) == 0);
+    const char *log = tmp_path("serve.log");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s serve -m %s --port 0 -t 1 2> %s & echo $! > %s.pid", mc_test_bin(),
+             llm, log, log);
+    MC_REQUIRE(system(cmd) == 0);
+    int port = 0;
+    for (int i = 0; i < 600 && port == 0; i++) {
+        FILE *f = fopen(log, "r");
+        char line[512];
+        while (f && fgets(line, sizeof line, f)) {
+            const char *at = strstr(line, "listening on http://127.0.0.1:");
+            if (at)
+                port = atoi(at + strlen("listening on http://127.0.0.1:"));
+        }
+        if (f)
+            fclose(f);
+        if (port == 0)
+            usleep(50000);
+    }
+    MC_REQUIRE(port > 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    srv s;
+    srv_start(&s, "--threads", "1", NULL);
+    json_t *o = opts(0.0f, false, NULL);
+    json_object_set_new(o, "llmUrl", json_string(url));
+    initialize(&s, NULL, o, false, false);
+    const char *uri = "file:///tmp/mccom-test/decoder.py";
+    const char *path = "/tmp/mccom-test/decoder.py";
+    open_doc(&s, uri, dec);
+    local L;
+    local_open(&L, llm, NULL, 0.0f, 0);
+    json_int_t id = complete_req(&s, uri, 30, 8, 2);
+    json_t *r = wait_response(&s, id, 30000);
+    MC_REQUIRE(first_item(r));
+    json_int_t sid = item_id(r);
+    char *w_slm = local_suggest(&L, path, dec, offset_of(dec, 30, 8));
+    CHECK_EQ_STR(item_text(r), w_slm);
+    notify(&s, "mccom/didShow", json_pack("{s:{s:s}, s:I}", "textDocument", "uri", uri, "id", sid));
+    notify(&s, "mccom/didReject", json_pack("{s:{s:s}, s:I}", "textDocument", "uri", uri, "id", sid));
+    json_t *push = wait_note(&s, "mccom/suggestion", 30000);
+    MC_REQUIRE(push);
+    json_t *it = json_array_get(json_object_get(json_object_get(push, "params"), "items"), 0);
+    mc_session_rejected(L.s);
+    char *w_llm = local_suggest(&L, path, dec, offset_of(dec, 30, 8));
+    CHECK_EQ_STR(mc__json_str(it, "insertText"), w_llm);
+    CHECK_EQ_STR(mc__json_str(json_object_get(it, "mccom"), "source"), "llm");
+    json_decref(push);
+    free(w_slm);
+    free(w_llm);
+    local_close(&L);
+    shutdown_exit(&s, 0);
+    srv_stop(&s);
+    snprintf(cmd, sizeof cmd, "kill $(cat %s.pid) 2>/dev/null; true", log);
+    CHECK(system(cmd) == 0);
+    free(dec);
 }

@@ -15,6 +15,7 @@
  * or ContentModified (an edit or a newer request made it stale). This file
  * does not parse messages; the reading thread hands it whole jobs. */
 #include "lsp_internal.h"
+#include "mccom/remote.h"
 
 #include "mccom/llm.h"
 
@@ -184,17 +185,18 @@ static mc_cascade_params cascade_params(const mc__lsp_config *cfg) {
 static void load_llm(mc_lsp_server *s, mc__lsp_engine *e, const mc__lsp_config *cfg) {
     mc_err err;
     if (cfg->llm_url) {
-        /* INTEGRATION(remote): the remote tier is built on another branch.
-         * When src/remote/ lands, replace this block with
-         *     mc_remote_params rp = mc_remote_params_default();
-         *     rp.url = cfg->llm_url; rp.api_key = cfg->llm_api_key;
-         *     mc_llm_remote_new(&rp, e->tok, &e->llm, &err);
-         * (include "mccom/remote.h"); nothing else in the server changes. */
-        mc__lsp_log(s, 0, "llmUrl %s: this build has no remote large-model client; continuing "
-                          "without a large model",
-                    cfg->llm_url);
-        mc__lsp_show_message(s, 2, "mccom: llmUrl is not supported by this build (no remote "
-                                   "client); the small model answers alone");
+        if (!e->tok)
+            return;
+        mc_remote_params rp = mc_remote_params_default();
+        rp.url = cfg->llm_url;
+        rp.api_key = cfg->llm_api_key;
+        if (mc_llm_remote_new(&rp, e->tok, &e->llm, &err) != 0) {
+            mc__lsp_log(s, 0, "large model %s: %s", cfg->llm_url, err.msg);
+            mc__lsp_show_message(s, 1, "mccom: large model %s: %s", cfg->llm_url, err.msg);
+            e->llm = NULL;
+            return;
+        }
+        mc__lsp_log(s, 1, "large model: %s", mc_llm_describe(e->llm));
         return;
     }
     if (!cfg->llm_path || !e->tok)
