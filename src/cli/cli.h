@@ -27,5 +27,6 @@ int mc_cmd_tokenize(int argc, char **argv);
 int mc_cmd_tokenizer(int argc, char **argv);
 int mc_cmd_index(int argc, char **argv);
 int mc_cmd_retrieve(int argc, char **argv);
+int mc_cmd_eval(int argc, char **argv);
 
 #endif

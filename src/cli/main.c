@@ -15,6 +15,7 @@ static const struct mc_cmd commands[] = {
     {"version", mc_cmd_version, "print mccom's version"},
     {"index", mc_cmd_index, "build or update a repository's retrieval index (--watch)"},
     {"retrieve", mc_cmd_retrieve, "retrieve code windows similar to a cursor's context"},
+    {"eval", mc_cmd_eval, "evaluate the cascade on a RepoEval-format benchmark (report + plots)"},
 };
 
 #define MC_VERSION "0.1.0"
