@@ -226,6 +226,10 @@ MC_TEST(cascade_llm_only_rounds) {
     CHECK(s2.st.retr2_windows > 0);
     CHECK_EQ_INT(s0.path, MC_PATH_LLM);
     CHECK(s0.confidence < 0.0f);
+    /* RepoCoder's two rounds send two prompts: both are counted */
+    CHECK_MSG(s2.st.llm_prompt_tokens > s1.st.llm_prompt_tokens, "two rounds %d, one %d",
+              s2.st.llm_prompt_tokens, s1.st.llm_prompt_tokens);
+    mc_suggestion_fini(&s0);
     CHECK_EQ_INT(mc_cascade_llm_only(w.c, &d, 3, NULL, &s0, &err), MC_EINVAL);
     mc_suggestion_fini(&s1);
     mc_suggestion_fini(&s2);

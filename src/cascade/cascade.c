@@ -382,7 +382,7 @@ static int run_llm(mc_cascade *c, const mc__prompt *lp, int n_lines, const int32
     } else {
         rq.max_new = max_line;
     }
-    out->st.llm_prompt_tokens = lp->n;
+    out->st.llm_prompt_tokens += lp->n; /* RepoCoder's two rounds send two prompts */
     for (int round = 0; !done; round++) {
         if (canceled(cancel)) {
             rc = mc_err_set(err, MC_ECANCELED, -1, "canceled");
