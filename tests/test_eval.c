@@ -483,6 +483,7 @@ MC_TEST(eval_simulated_user_without_llm) {
     CHECK_EQ_STR(b.pred, a.pred);
     CHECK_EQ_INT(b.calls, 0);
     CHECK(b.llm_failed);
+    mc_eval_rec_fini(&b);
     CHECK_EQ_INT(mc_eval_run(r, "s", &t, MC_EVAL_LLM_RAG, &b, &err), MC_EINVAL);
     mc_eval_rec_fini(&a);
     mc_eval_runner_free(r);
