@@ -262,6 +262,7 @@ typedef struct mc_eval_report_params {
     const char *plot_dir;      /* PNG plots (created); linked relative to md_path's directory */
     const char *command;       /* the command line that made the run (quoted in the report) */
     const char *setup;         /* markdown lines describing models, machine, subset (may be NULL) */
+    const char *note;          /* a remark shown under the title, e.g. "stand-in models" (may be NULL) */
     double rtt_ms;             /* the round trip of the run */
     double rtt_real_ms;        /* a realistic round trip also shown (50) */
     double reaction_ms;

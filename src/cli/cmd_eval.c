@@ -53,6 +53,7 @@ static void usage(FILE *f) {
             "  --out DIR           records and state (default build/eval); a run resumes there\n"
             "  --report FILE.md    the report (default OUT/eval.md; plots in FILE/ without .md)\n"
             "  --report-only       redraw the report from OUT's records, run nothing\n"
+            "  --note TEXT         a remark printed under the report's title\n"
             "  --ctx N             context size of both models (default: the model's)\n"
             "  --prompt-tokens N   prompt budget of both models (default: context - 48)\n"
             "  --retr-tokens N     of which retrieved code at most (default 1000)\n"
@@ -64,7 +65,7 @@ typedef struct opts {
     const char *bench[16];
     int n_bench;
     const char *repos, *slm, *llm, *remote, *vocab, *out, *report;
-    const char *modes, *tau, *cal_repos;
+    const char *modes, *tau, *cal_repos, *note;
     double em_drop, rtt, rtt_report, reaction;
     int per_repo, limit, full, report_only, quiet;
     int ctx, prompt_tokens, retr_tokens, threads;
@@ -142,6 +143,8 @@ static int parse_opts(int argc, char **argv, opts *o) {
             o->out = v;
         else if (!strcmp(a, "--report"))
             o->report = v;
+        else if (!strcmp(a, "--note"))
+            o->note = v;
         else if (!strcmp(a, "--modes"))
             o->modes = v;
         else if (!strcmp(a, "--tau"))
@@ -360,6 +363,7 @@ static int write_report(const opts *o, mc_eval_recs *rs, double tau, char *const
         .plot_dir = plots,
         .command = cmd,
         .setup = setup,
+        .note = o->note,
         .rtt_ms = o->rtt,
         .rtt_real_ms = o->rtt_report,
         .reaction_ms = o->reaction,
@@ -593,12 +597,25 @@ static char *describe(const opts *o, const run *R, const mc_model *slm, const mc
     fprintf(f, "| benchmark |");
     for (int i = 0; i < R->nb; i++)
         fprintf(f, " %s`%s` (%d tasks)", i ? "; " : "", o->bench[i], R->b[i].n);
-    fprintf(f, " |\n| subset | %s |\n",
-            o->per_repo || o->limit ? "see --per-repo / --limit in the command" : "all tasks");
-    fprintf(f, "| repositories | `%s` |\n| budgets | prompt %s tokens, retrieved code ≤ %d tokens, "
-               "≤ 48 tokens per line |\n\n",
-            o->repos, o->prompt_tokens ? "as given" : "context − 48",
-            o->retr_tokens ? o->retr_tokens : 1000);
+    fprintf(f, " |\n| subset |");
+    if (o->per_repo)
+        fprintf(f, " the first %d tasks of each repository in each file%s", o->per_repo,
+                o->limit ? "," : "");
+    if (o->limit)
+        fprintf(f, " the first %d tasks of each file", o->limit);
+    fprintf(f, "%s |\n", o->per_repo || o->limit ? "" : " every task");
+    fprintf(f, "| repositories | `%s`", o->repos);
+    if (!strcmp(o->tau, "auto")) {
+        fprintf(f, "; τ calibrated on ");
+        for (int i = 0; i < R->n_cal; i++)
+            fprintf(f, "%s%s", i ? ", " : "", R->cal[i]);
+    } else {
+        fprintf(f, "; τ = %s given", o->tau);
+    }
+    fprintf(f, " |\n| budgets | prompt %s tokens (retrieved code ≤ %d), ≤ 48 tokens per line; "
+               "context %s |\n\n",
+            o->prompt_tokens ? "as given" : "context − 48 × lines",
+            o->retr_tokens ? o->retr_tokens : 1000, o->ctx ? "as given" : "the model's");
     fclose(f);
     return s;
 }

@@ -159,12 +159,14 @@ static bool draw(const char *out_png, const char *body) {
 
 static bool plot_latency_em(ctx *c, const char *png) {
     sbuf b = {0};
+    /* labels alternate above and below their points, so that neighbours do not collide */
     sb_printf(&b, "$all << EOD\n");
+    int k = 0;
     for (int m = 0; m < MC_EVAL_N_MODES; m++) {
         mc_eval_agg a;
         if (!c->modes[m] || agg_of(c, m, NULL, REPOS_ALL, c->p->rtt_ms, &a) != 0 || a.n == 0)
             continue;
-        sb_printf(&b, "%.3f %.3f \"%s\"\n", a.lat_mean, pct(a.em), mc_eval_mode_name(m));
+        sb_printf(&b, "%.3f %.3f \"%s\" %d\n", a.lat_mean, pct(a.em), mc_eval_mode_name(m), k++ % 2);
     }
     sb_printf(&b, "EOD\n");
     for (int s = 0; s < c->n_splits; s++) {
@@ -183,8 +185,10 @@ static bool plot_latency_em(ctx *c, const char *png) {
               "set xlabel 'mean latency until the final suggestion (ms)'\n"
               "set ylabel 'exact match (%%)'\nset grid\nset key outside right\n"
               "set offsets graph 0.05, graph 0.15, graph 0.1, graph 0.1\n"
+              "set xrange [0:*]\nset yrange [0:*]\n"
               "plot $all using 1:2 with points pt 7 ps 1.6 title 'all tasks', "
-              "$all using 1:2:3 with labels offset 0,1 font ',9' notitle",
+              "$all using 1:($4 == 0 ? $2 : 1/0):3 with labels offset 0,1.2 font ',9' notitle, "
+              "$all using 1:($4 == 1 ? $2 : 1/0):3 with labels offset 0,-1.2 font ',9' notitle",
               c->p->rtt_ms);
     for (int s = 0; s < c->n_splits; s++)
         sb_printf(&b, ", $s%d using 1:2 with points pt %d ps 1.1 title '%s'", s, 4 + 2 * s,
@@ -205,6 +209,7 @@ static bool plot_sweep(ctx *c, const mc_eval_sweep_pt *pt, int n, const char *pn
               "EOD\nset title 'Threshold sweep (one cascade-no-routing run; RTT %g ms, reaction %g ms)'\n"
               "set xlabel 'tau (escalate at once below this confidence)'\n"
               "set ylabel '%%'\nset y2label 'ms'\nset ytics nomirror\nset y2tics\nset grid\n"
+              "set yrange [0:100]\nset y2range [0:*]\nset xrange [0:1]\n"
               "set key outside bottom center horizontal\n"
               "set arrow from %.3f, graph 0 to %.3f, graph 1 nohead dt 2 lc rgb 'gray40'\n"
               "plot $d using 1:2 with linespoints pt 7 title 'exact match (%%)', "
@@ -650,6 +655,8 @@ int mc_eval_report(mc_eval_recs *rs, const mc_eval_report_params *p, mc_err *err
     const int held = p->tau_calibrated && p->n_cal_repos > 0 ? REPOS_HELD : REPOS_ALL;
     FILE *f = c.f;
     fprintf(f, "# mccom evaluation\n\n");
+    if (p->note)
+        fprintf(f, "> **Note.** %s\n\n", p->note);
     if (p->command)
         fprintf(f, "Made by:\n```\n%s\n```\n\n", p->command);
     if (p->setup)
@@ -694,6 +701,19 @@ int mc_eval_report(mc_eval_recs *rs, const mc_eval_report_params *p, mc_err *err
     rel_path(png_rel, sizeof png_rel, p->md_path, png);
     section_sweep(&c, held, png_rel, p->plot_dir ? png : NULL);
     section_checks(&c);
+    fprintf(f, "## What these numbers are not\n\n"
+               "- The simulated user knows the answer: it accepts exactly the right lines, and "
+               "its reaction time (%g ms per rejection) is a constant kept out of latency.\n"
+               "- Confidence routing cannot lower model time here: the small model finishes its "
+               "line before its confidence is known, and an escalation by confidence runs the "
+               "same computation as one after a rejection. What routing saves is the user's "
+               "reaction (the sweep's \"latency + reaction\").\n"
+               "- With the large model in process, both models share this machine's cores; in "
+               "deployment the large model runs on a server (`--rtt-ms` adds the network per "
+               "call; `--remote` measures a real server).\n"
+               "- Latency is wall time on the machine named above: compare modes within one run, "
+               "not across machines or runs.\n\n",
+            p->reaction_ms);
     if (ferror(f))
         rc = mc_err_set(err, MC_EIO, -1, "writing %s failed", p->md_path);
 out:
