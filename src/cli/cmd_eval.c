@@ -599,8 +599,8 @@ static char *describe(const opts *o, const run *R, const mc_model *slm, const mc
         fprintf(f, " %s`%s` (%d tasks)", i ? "; " : "", o->bench[i], R->b[i].n);
     fprintf(f, " |\n| subset |");
     if (o->per_repo)
-        fprintf(f, " the first %d tasks of each repository in each file%s", o->per_repo,
-                o->limit ? "," : "");
+        fprintf(f, " the first %d task%s of each repository in each file%s", o->per_repo,
+                o->per_repo > 1 ? "s" : "", o->limit ? "," : "");
     if (o->limit)
         fprintf(f, " the first %d tasks of each file", o->limit);
     fprintf(f, "%s |\n", o->per_repo || o->limit ? "" : " every task");
@@ -633,7 +633,7 @@ int mc_cmd_eval(int argc, char **argv) {
     mc_model *slm = NULL, *llm_model = NULL;
     mc_tok *tok = NULL;
     mc_llm *shared = NULL;
-    char *cmd = command_line(argc - 1, argv + 1), *setup = NULL;
+    char *cmd = command_line(argc, argv), *setup = NULL; /* argv[0] is "eval" */
     char **modes = NULL, **repos = NULL;
     int n_modes = 0, n_repos = 0;
     double tau = 0.5;
