@@ -4,6 +4,7 @@
 #   make run        install missing packages, build, run the main job on the default model
 #   make test       install, build (normal + ASan/UBSan), run every test in both builds
 #   make bench      benchmarks (markdown tables)
+#   make eval       the evaluation report docs/eval.md (a fixed subset; about an hour here)
 #   make fuzz       libFuzzer builds of the fuzz targets (clang), each run for FUZZ_SECONDS
 #   make models PRESET=cpu-small   the model factory end to end (tools/train/factory.sh all)
 #
@@ -42,7 +43,8 @@ LIB_OBJ  := $(call obj,$(LIB_SRC))
 CLI_OBJ  := $(call obj,$(CLI_SRC))
 TEST_OBJ := $(call obj,$(TEST_SRC))
 
-.PHONY: all run test test-only deps bench fuzz clean oracle tools llama-server print-cflags models
+.PHONY: all run test test-only deps bench fuzz clean oracle tools llama-server print-cflags models \
+        bench-repos eval
 all: $(BUILD)/mccom $(BUILD)/mccom-test $(BENCH_BIN)
 
 $(BUILD)/obj/%_avx2.o: %_avx2.c
@@ -108,7 +110,7 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	$(BUILD)/mccom generate -m models/stories260K.gguf -p "Once upon a time" -n 64
 
-test: deps
+test: deps bench-repos
 	@scripts/build-llama-server.sh
 	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/release all tools oracle
 	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/asan SAN=1 all
@@ -141,6 +143,30 @@ PRESET ?= cpu-small
 models:
 	@$(MAKE) --no-print-directory BUILD=build/release all
 	MCCOM=build/release/mccom tools/train/factory.sh all $(PRESET)
+# ---- evaluation (docs/eval.md) ------------------------------------------------------
+# The benchmark (RepoEval's format) and its repositories, recreated from Debian packages.
+BENCH_DIR   ?= ../shared/bench
+BENCH_REPOS ?= build/bench-repos
+bench-repos:
+	@scripts/fetch-bench-repos.sh $(BENCH_DIR) $(BENCH_REPOS)
+
+# The fixed subset: the first EVAL_PER_REPO tasks of each of the 8 repositories in each
+# split (line, api, stmt: 72 tasks with 3), every mode, tau calibrated on 4 repositories
+# (biopython, breezy, dask, mne) and reported on the other 4; the simulated user reacts
+# in 500 ms (reported apart from latency). About an hour on this 2-core machine with the
+# CPU pair; EVAL_FLAGS=--full runs every task (EVAL_PER_REPO= then). Resumes in EVAL_OUT.
+EVAL_SLM      ?= models/mccom-cpu-small-q8_0.gguf
+EVAL_LLM      ?= models/mccom-cpu-large-q8_0.gguf
+EVAL_PER_REPO ?= 3
+EVAL_OUT      ?= build/eval
+EVAL_FLAGS    ?=
+eval: deps bench-repos
+	@for f in $(EVAL_SLM) $(EVAL_LLM); do test -f $$f || { echo "eval: $$f is missing: train the CPU pair (docs/training.md) or pass EVAL_SLM=FILE.gguf EVAL_LLM=FILE.gguf" >&2; exit 1; }; done
+	@$(MAKE) --no-print-directory -j$(JOBS) all
+	$(BUILD)/mccom eval --bench $(BENCH_DIR)/line.jsonl --bench $(BENCH_DIR)/api.jsonl \
+	    --bench $(BENCH_DIR)/stmt.jsonl $(if $(EVAL_PER_REPO),--per-repo $(EVAL_PER_REPO)) \
+	    --repos $(BENCH_REPOS) --slm $(EVAL_SLM) --llm $(EVAL_LLM) --reaction-ms 500 \
+	    --out $(EVAL_OUT) --report docs/eval.md $(EVAL_FLAGS)
 
 clean:
 	rm -rf build

@@ -226,6 +226,9 @@ MC_TEST(cascade_llm_only_rounds) {
     CHECK(s2.st.retr2_windows > 0);
     CHECK_EQ_INT(s0.path, MC_PATH_LLM);
     CHECK(s0.confidence < 0.0f);
+    /* RepoCoder's two rounds send two prompts: both are counted */
+    CHECK_MSG(s2.st.llm_prompt_tokens > s1.st.llm_prompt_tokens, "two rounds %d, one %d",
+              s2.st.llm_prompt_tokens, s1.st.llm_prompt_tokens);
     mc_suggestion_fini(&s0);
     CHECK_EQ_INT(mc_cascade_llm_only(w.c, &d, 3, NULL, &s0, &err), MC_EINVAL);
     mc_suggestion_fini(&s1);
@@ -461,5 +464,47 @@ MC_TEST(cascade_prompt_budget_cache_and_healing) {
     static volatile int stop = 1;
     d = doc_of(docs[0]);
     CHECK_EQ_INT(mc_cascade_suggest(w.c, &d, &stop, &a, &err), MC_ECANCELED);
+    world_close(&w);
+}
+
+/* A statement-level request (several lines) on a document far longer than the
+ * context: the escalation must fit the large model's context with the small
+ * model's multi-line draft and the lines it generates. It failed with
+ * MC_EFULL ("the prompt has 513 tokens, more than the context of 512") when
+ * the prompt budget kept room for one line only, and in a session the small
+ * model's line then silently stood (found by the evaluation's stmt tasks). */
+MC_TEST(cascade_multiline_escalation_fits_context) {
+    mc_cascade_params p = mc_cascade_params_default();
+    p.routing = false;
+    world w;
+    world_open(&w, 1, &p);
+    mc_err err;
+    size_t cap = 16 * 1024, n = 0;
+    char *text = malloc(cap);
+    MC_REQUIRE(text);
+    while (n + 100 < cap)
+        n += (size_t)snprintf(text + n, cap - n, "Once upon a time there was a girl who loved the park.\n");
+    for (int n_lines = 1; n_lines <= 8; n_lines += 7) {
+        mc_cascade_doc d = doc_of(text);
+        d.n_lines = n_lines;
+        mc_suggestion s, e, l;
+        MC_REQUIRE(mc_cascade_suggest(w.c, &d, NULL, &s, &err) == 0);
+        int rc = mc_cascade_escalate(w.c, &d, &s, MC_PATH_REJECTION, NULL, &e, &err);
+        CHECK_MSG(rc == 0, "escalation of %d lines failed: %s", n_lines, err.msg);
+        if (rc == 0) {
+            CHECK(e.st.llm_calls >= 1);
+            int nl = 0;
+            for (size_t i = 0; i < e.len; i++)
+                nl += e.text[i] == '\n';
+            CHECK(nl <= n_lines - 1);
+            /* the large model alone on the same prompt: the same greedy lines */
+            MC_REQUIRE(mc_cascade_llm_only(w.c, &d, 1, NULL, &l, &err) == 0);
+            CHECK_EQ_STR(l.text, e.text);
+            mc_suggestion_fini(&l);
+        }
+        mc_suggestion_fini(&e);
+        mc_suggestion_fini(&s);
+    }
+    free(text);
     world_close(&w);
 }

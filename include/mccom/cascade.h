@@ -58,8 +58,10 @@ typedef struct mc_cascade_params {
     int draft_k;           /* stage-2 draft tokens per round (4) */
     int max_line_tokens;   /* most tokens of one suggestion, per line (48) */
     /* prompts */
-    int slm_prompt_tokens; /* SLM prompt budget, retrieved windows included (0: its context - max_line_tokens) */
-    int llm_prompt_tokens; /* LLM prompt budget (0: as the SLM's) */
+    int slm_prompt_tokens; /* SLM prompt budget, retrieved windows included (0: its context -
+                              max_line_tokens; never more than context - n_lines * max_line_tokens) */
+    int llm_prompt_tokens; /* LLM prompt budget (0: as the SLM's; a given one must leave the LLM's
+                              context room for n_lines * max_line_tokens) */
     int retr_tokens;       /* of which at most this many for retrieved windows (1000) */
     int retr_k;            /* windows retrieved per round (10) */
     int retr_query_lines;  /* lines of the round-1 query (20) */

@@ -110,19 +110,24 @@ const mc_cascade_params *mc_cascade_get_params(const mc_cascade *c) { return &c-
 void mc_cascade_set_llm(mc_cascade *c, mc_llm *llm) { c->llm = llm; }
 void mc_cascade_set_index(mc_cascade *c, mc_retr_index *ix) { c->ix = ix; }
 
-static int slm_budget(const mc_cascade *c) {
-    if (c->p.slm_prompt_tokens > 0)
-        return MC_MIN(c->p.slm_prompt_tokens, mc_ctx_n_ctx(c->slm_ctx) - c->p.max_line_tokens);
-    return mc_ctx_n_ctx(c->slm_ctx) - c->p.max_line_tokens;
+static int lines_of(const mc_cascade_doc *d) { return d->n_lines > 1 ? d->n_lines : 1; }
+
+/* Prompt budgets. A request for n lines reserves room for n lines of output
+ * (n * max_line_tokens) in the small model's context: the context must hold
+ * the prompt, the small model's draft and the generated tokens, or the large
+ * model (same context by default) refuses the request (MC_EFULL) and a
+ * statement-level escalation silently fails. An explicit LLM budget is used
+ * as given: the LLM's context must leave that room itself. */
+static int slm_budget(const mc_cascade *c, int n_lines) {
+    int b = mc_ctx_n_ctx(c->slm_ctx) - c->p.max_line_tokens * n_lines;
+    return c->p.slm_prompt_tokens > 0 ? MC_MIN(b, c->p.slm_prompt_tokens) : b;
 }
 
-static int llm_budget(const mc_cascade *c) {
-    return c->p.llm_prompt_tokens > 0 ? c->p.llm_prompt_tokens : slm_budget(c);
+static int llm_budget(const mc_cascade *c, int n_lines) {
+    return c->p.llm_prompt_tokens > 0 ? c->p.llm_prompt_tokens : slm_budget(c, n_lines);
 }
 
 static bool canceled(const volatile int *cancel) { return cancel && *cancel; }
-
-static int lines_of(const mc_cascade_doc *d) { return d->n_lines > 1 ? d->n_lines : 1; }
 
 static int check_doc(const mc_cascade_doc *d, mc_err *err) {
     if (!d || (!d->text && d->len > 0) || d->cursor > d->len)
@@ -234,7 +239,7 @@ static int remember_prompt(mc_cascade *c, uint64_t id, const mc__prompt *pr) {
 static int run_slm(mc_cascade *c, const mc_cascade_doc *d, const volatile int *cancel,
                    mc_suggestion *out, mc_err *err) {
     mc__prompt pr;
-    int rc = mc__prompt_build(c, d, slm_budget(c), 1, NULL, 0, &pr, err);
+    int rc = mc__prompt_build(c, d, slm_budget(c, lines_of(d)), 1, NULL, 0, &pr, err);
     if (rc != 0)
         return rc;
     out->st.ms_retr1 = pr.ms_retr;
@@ -377,7 +382,7 @@ static int run_llm(mc_cascade *c, const mc__prompt *lp, int n_lines, const int32
     } else {
         rq.max_new = max_line;
     }
-    out->st.llm_prompt_tokens = lp->n;
+    out->st.llm_prompt_tokens += lp->n; /* RepoCoder's two rounds send two prompts */
     for (int round = 0; !done; round++) {
         if (canceled(cancel)) {
             rc = mc_err_set(err, MC_ECANCELED, -1, "canceled");
@@ -527,7 +532,7 @@ int mc_cascade_escalate(mc_cascade *c, const mc_cascade_doc *d, const mc_suggest
     line[lbn + sl] = '\0';
     mc__prompt lp;
     int round = c->p.iterative ? 2 : 1;
-    rc = mc__prompt_build(c, d, llm_budget(c), round, line, lbn + sl, &lp, err);
+    rc = mc__prompt_build(c, d, llm_budget(c, lines_of(d)), round, line, lbn + sl, &lp, err);
     free(line);
     if (rc != 0)
         return rc;
@@ -543,7 +548,7 @@ int mc_cascade_escalate(mc_cascade *c, const mc_cascade_doc *d, const mc_suggest
             slm_prompt = c->last_prompt;
             n_slm_prompt = c->n_last_prompt;
         } else {
-            rc = mc__prompt_build(c, d, slm_budget(c), 1, NULL, 0, &sp, err);
+            rc = mc__prompt_build(c, d, slm_budget(c, lines_of(d)), 1, NULL, 0, &sp, err);
             if (rc != 0) {
                 mc__prompt_fini(&lp);
                 return rc;
@@ -645,7 +650,7 @@ int mc_cascade_llm_only(mc_cascade *c, const mc_cascade_doc *d, int rounds,
         return mc_err_set(err, MC_EUNSUPPORTED, -1, "no large model is configured");
     double t0 = mc_time_s();
     mc__prompt lp;
-    rc = mc__prompt_build(c, d, llm_budget(c), rounds > 0 ? 1 : 0, NULL, 0, &lp, err);
+    rc = mc__prompt_build(c, d, llm_budget(c, lines_of(d)), rounds > 0 ? 1 : 0, NULL, 0, &lp, err);
     if (rc != 0)
         return rc;
     out->st.ms_retr1 = lp.ms_retr;
@@ -665,7 +670,7 @@ int mc_cascade_llm_only(mc_cascade *c, const mc_cascade_doc *d, int rounds,
             memcpy(line, lb, lbn);
             memcpy(line + lbn, out->text, gl);
             line[lbn + gl] = '\0';
-            rc = mc__prompt_build(c, d, llm_budget(c), 2, line, lbn + gl, &lp, err);
+            rc = mc__prompt_build(c, d, llm_budget(c, lines_of(d)), 2, line, lbn + gl, &lp, err);
             free(line);
             if (rc == 0) {
                 out->st.ms_retr2 = lp.ms_retr;

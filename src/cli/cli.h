@@ -43,5 +43,6 @@ int mc_cmd_retrieve(int argc, char **argv);
 int mc_cmd_complete(int argc, char **argv);
 int mc_cmd_serve(int argc, char **argv);
 int mc_cmd_lsp(int argc, char **argv);
+int mc_cmd_eval(int argc, char **argv);
 
 #endif

@@ -18,6 +18,7 @@ static const struct mc_cmd commands[] = {
     {"complete", mc_cmd_complete, "complete a line of a repository file through the cascade"},
     {"serve", mc_cmd_serve, "serve a model over HTTP (OpenAI completions, infill, draft verification)"},
     {"lsp", mc_cmd_lsp, "language server: inline completions for editors (docs/lsp.md)"},
+    {"eval", mc_cmd_eval, "evaluate the cascade on a RepoEval-format benchmark (report + plots)"},
 };
 
 
