@@ -421,6 +421,10 @@ static int run_llm(mc_cascade *c, const mc__prompt *lp, int n_lines, const int32
             }
         }
         int stop = r.gen.stop;
+        /* a stage-2 round whose draft the LLM rejected outright: the SLM is
+         * not predicting this line, and each further round would cost a round
+         * trip per token; the LLM finishes the line in one call instead */
+        bool give_up = round > 0 && rq.n_draft > 0 && r.gen.n_accepted == 0;
         mc_llm_result_fini(&r);
         /* a verification returns up to one token past the draft: keep the
          * line's budget exactly as plain decoding would */
@@ -432,7 +436,7 @@ static int run_llm(mc_cascade *c, const mc__prompt *lp, int n_lines, const int32
         /* stage 2: the SLM drafts draft_k tokens after the LLM's tokens */
         int32_t *sdraft = NULL;
         int n_sdraft = 0;
-        if (slm_prompt) {
+        if (slm_prompt && !give_up) {
             int32_t *sp = malloc((size_t)(n_slm_prompt + n_acc) * sizeof *sp);
             if (!sp) {
                 rc = mc_err_set(err, MC_ENOMEM, -1, "out of memory");
