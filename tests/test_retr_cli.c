@@ -94,7 +94,7 @@ MC_TEST_T(retr_cli_watch, 20) {
     snprintf(log, sizeof log, "%s/watch.log", mc_test_tmpdir());
     /* run the watcher for a bounded time; change a file while it runs */
     snprintf(cmd, sizeof cmd,
-             "timeout -s INT 4 %s index %s --watch > %s 2>&1 & pid=$!; sleep 1; "
+             "timeout -k 3 -s INT 4 %s index %s --watch > %s 2>&1 & pid=$!; sleep 1; "
              "printf 'def fresh_function():\\n    pass\\n' > %s/new.py; wait $pid; cat %s",
              mc_test_bin(), dir, log, dir, log);
     run(cmd, out, sizeof out);
