@@ -289,14 +289,52 @@ MC_TEST(kernels_activation_quantizer) {
     float d0;
     memcpy(&d0, ref + mc__align64(N), 4);
     CHECK(d0 == 1.0f);
+    size_t gstride = (N / 32 + 3) / 4 * MC__QGROUP_BYTES;
+    uint8_t *grp = aligned_alloc(64, gstride);
+    MC_REQUIRE(grp);
     for (int isa = MC_ISA_AVX2; isa < MC_ISA_COUNT; isa++) {
         const mc_kernels *k = mc_kernels_for(isa);
         if (!k)
             continue;
-        memset(got, 0, stride);
-        k->gemm->prep[MC__WT_Q8_0](x, got, N);
-        CHECK_MSG(!memcmp(ref, got, stride), "%s activation quantizer differs", k->name);
+        for (int slot = MC__WT_Q8_0; slot <= MC__WT_Q4_0; slot++) {
+            memset(got, 0, stride);
+            if (!k->gemm->act_grouped) {
+                k->gemm->prep[slot](x, got, N);
+            } else {
+                /* grouped layout (internal.h): check the correction and scale
+                 * lanes, and the zero tail, then unpack it to the flat one */
+                memset(grp, 0x55, gstride);
+                k->gemm->prep[slot](x, grp, N);
+                const int off = slot == MC__WT_Q8_0 ? 128 : 8;
+                for (int g = 0; g < (N / 32 + 3) / 4; g++) {
+                    const uint8_t *rec = grp + (size_t)g * MC__QGROUP_BYTES;
+                    for (int l = 0; l < 16; l++) {
+                        int b = 4 * g + l / 4;
+                        int32_t corr, sum = 0;
+                        float d;
+                        memcpy(&corr, rec + 128 + 4 * l, 4);
+                        memcpy(&d, rec + 192 + 4 * l, 4);
+                        for (int e = 0; e < 4; e++)
+                            sum += (int8_t)rec[4 * l + e] + (int8_t)rec[64 + 4 * l + e];
+                        CHECK_EQ_INT(corr, -off * sum);
+                        if (b >= N / 32) {
+                            CHECK(d == 0.0f && sum == 0);
+                            continue;
+                        }
+                        memcpy(got + mc__align64(N) + 4 * b, &d, 4);
+                        for (int e = 0; e < 4; e++) {
+                            int j = 4 * (l % 4) + e;
+                            got[32 * b + j] = rec[4 * l + e];
+                            got[32 * b + 16 + j] = rec[64 + 4 * l + e];
+                        }
+                    }
+                }
+            }
+            CHECK_MSG(!memcmp(ref, got, stride), "%s activation quantizer differs (slot %d)",
+                      k->name, slot);
+        }
     }
+    free(grp);
     free(ref);
     free(got);
 }

@@ -221,9 +221,11 @@ size_t mc_matmul_scratch_size(int wtype, int64_t n_in, int64_t n_tok);
  * for o < n_out, t < n_tok.
  *   k       kernel table (NULL = mc_kernels_best()).
  *   pool    threads to use (NULL = the caller alone). Rows of W are split in
- *           chunks over the pool; for n_tok > 1 each thread works on tiles of
- *           several rows x several tokens so a weight row is read once per
- *           tile of tokens.
+ *           chunks over the pool; each thread works on tiles of four rows x
+ *           several tokens so a weight row is read once per tile of tokens.
+ *           Each output is accumulated on its own in a fixed order, so Y does
+ *           not depend on the pool, on n_tok or on a token's place in X:
+ *           row t of a batch is bitwise the result of X's row t alone.
  *   wtype   F32, F16, BF16, Q8_0 or Q4_0 (ggml type ids, gguf.h).
  *   W       the GGUF tensor data, ne[0] = n_in contiguous: row o at byte
  *           offset o * mc_kernels_row_size(wtype, n_in). Any alignment.
@@ -240,5 +242,26 @@ size_t mc_matmul_scratch_size(int wtype, int64_t n_in, int64_t n_tok);
 int mc_matmul(const mc_kernels *k, mc_pool *pool, int wtype, const void *W, int64_t n_out,
               int64_t n_in, const float *X, int64_t n_tok, float *Y, void *scratch,
               size_t scratch_size);
+
+/* One matrix of an mc_matmul_multi call. */
+typedef struct mc_matmul_out {
+    const void *W;   /* GGUF tensor data: n_out rows of n_in (as mc_matmul's W) */
+    int64_t n_out;
+    float *Y;        /* (n_tok, n_out), overwritten */
+} mc_matmul_out;
+
+#define MC_MATMUL_MAX 8 /* matrices per mc_matmul_multi call */
+
+/* Several products of the same activations, Y_m = X · W_mᵀ for m < n_mats,
+ * all weights of type wtype and width n_in: the activations are prepared once
+ * and the rows of every matrix are spread over the pool in one run (one
+ * dispatch instead of n_mats; a decode step runs Q, K, V and gate, up this
+ * way). Y_m is bitwise what mc_matmul(..., W_m, n_out_m, ...) gives. The
+ * scratch is mc_matmul_scratch_size(wtype, n_in, n_tok) as for one matrix.
+ * Same errors as mc_matmul, and MC_EINVAL for n_mats outside
+ * 1..MC_MATMUL_MAX; every Y_m untouched on error. */
+int mc_matmul_multi(const mc_kernels *k, mc_pool *pool, int wtype, int n_mats,
+                    const mc_matmul_out *mats, int64_t n_in, const float *X, int64_t n_tok,
+                    void *scratch, size_t scratch_size);
 
 #endif

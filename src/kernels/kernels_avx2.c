@@ -157,7 +157,7 @@ typedef struct tile_ptrs {
 
 AI void tile_setup(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt, tile_ptrs *p) {
     for (int i = 0; i < 4; i++)
-        p->w[i] = a->W + (size_t)(r + MC_MIN(i, nr - 1)) * a->w_row;
+        p->w[i] = a->W + (size_t)(r + MC_MIN(i, nr - 1) * a->row_step) * a->w_row;
     for (int j = 0; j < 2; j++)
         p->x[j] = a->act + (size_t)(t + MC_MIN(j, nt - 1)) * a->act_stride;
 }
@@ -188,7 +188,7 @@ AI float load_w1(const uint8_t *w, int64_t i, int kind) {
         float v_ = hsum256(a##i##j);                                                   \
         for (int64_t kk = k; kk < n; kk++)                                             \
             v_ += load_w1(p.w[i], kk, kind) * ((const float *)p.x[j])[kk];             \
-        a->Y[(t + j) * a->n_out + r + i] = v_;                                         \
+        a->Y[(t + j) * a->n_out + r + i * a->row_step] = v_;                                         \
     }
 
 #define F_ROW(i)                                                  \
@@ -263,7 +263,7 @@ AI void q_load_row(const uint8_t *row, int64_t b, int q4, __m256i *wu, __m256i *
 
 #define Q_STORE1(i, j)                                                      \
     if (i < nr && j < nt)                                                   \
-        a->Y[(t + j) * a->n_out + r + i] = hsum256(a##i##j);
+        a->Y[(t + j) * a->n_out + r + i * a->row_step] = hsum256(a##i##j);
 
 AI void tile_quant(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt, int q4,
                    const int NT2) {
@@ -299,8 +299,8 @@ AI void tile_quant(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt,
 #define DEFINE_GEMM(name, call)                                                        \
     static void name(const mc__gemm_args *a, int64_t r0, int64_t r1, int64_t t0,       \
                      int64_t t1) {                                                     \
-        for (int64_t r = r0; r < r1; r += 4) {                                         \
-            const int nr = (int)MC_MIN(4, r1 - r);                                     \
+        for (int64_t r = r0; r < r1; r++) {                                            \
+            const int nr = (int)MC_MIN(4, (a->n_out - 1 - r) / a->row_step + 1);       \
             for (int64_t t = t0; t < t1; t += 2) {                                     \
                 const int nt = (int)MC_MIN(2, t1 - t);                                 \
                 if (nt == 1)                                                           \

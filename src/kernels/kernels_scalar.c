@@ -237,20 +237,25 @@ static void vec_axpy_f16(int64_t n, float alpha, const uint16_t *x, float *y) {
 
 /* ---- gemm oracle ------------------------------------------------------------------ */
 
+/* Every row o of tile positions [r0, r1) (internal.h), in increasing order. */
+#define FOR_ROWS(a, r0, r1, o)                                                      \
+    for (int64_t r_ = (r0); r_ < (r1); r_++)                                        \
+        for (int64_t o = r_; o < (a)->n_out && o < r_ + 4 * (a)->row_step; o += (a)->row_step)
+
 static const float *act_f32(const mc__gemm_args *a, int64_t t) {
     return (const float *)(a->act + (size_t)t * a->act_stride);
 }
 
 static void gemm_f32(const mc__gemm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; t++)
-        for (int64_t o = r0; o < r1; o++)
+        FOR_ROWS(a, r0, r1, o)
             a->Y[t * a->n_out + o] =
                 vec_dot_f32(a->n_in, (const float *)(a->W + (size_t)o * a->w_row), act_f32(a, t));
 }
 
 static void gemm_f16(const mc__gemm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; t++)
-        for (int64_t o = r0; o < r1; o++)
+        FOR_ROWS(a, r0, r1, o)
             a->Y[t * a->n_out + o] = vec_dot_f16_f32(
                 a->n_in, (const uint16_t *)(a->W + (size_t)o * a->w_row), act_f32(a, t));
 }
@@ -258,7 +263,7 @@ static void gemm_f16(const mc__gemm_args *a, int64_t r0, int64_t r1, int64_t t0,
 static void gemm_bf16(const mc__gemm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; t++) {
         const float *x = act_f32(a, t);
-        for (int64_t o = r0; o < r1; o++) {
+        FOR_ROWS(a, r0, r1, o) {
             const uint16_t *w = (const uint16_t *)(a->W + (size_t)o * a->w_row);
             float s = 0.0f;
             for (int64_t i = 0; i < a->n_in; i++)
@@ -273,7 +278,7 @@ static void gemm_q8_0(const mc__gemm_args *a, int64_t r0, int64_t r1, int64_t t0
     for (int64_t t = t0; t < t1; t++) {
         const int8_t *xq = (const int8_t *)(a->act + (size_t)t * a->act_stride);
         const float *xd = (const float *)((const uint8_t *)xq + mc__align64((size_t)a->n_in));
-        for (int64_t o = r0; o < r1; o++) {
+        FOR_ROWS(a, r0, r1, o) {
             const mc_block_q8_0 *w = (const mc_block_q8_0 *)(a->W + (size_t)o * a->w_row);
             float s = 0.0f;
             for (int64_t b = 0; b < nb; b++) {
@@ -292,7 +297,7 @@ static void gemm_q4_0(const mc__gemm_args *a, int64_t r0, int64_t r1, int64_t t0
     for (int64_t t = t0; t < t1; t++) {
         const int8_t *xq = (const int8_t *)(a->act + (size_t)t * a->act_stride);
         const float *xd = (const float *)((const uint8_t *)xq + mc__align64((size_t)a->n_in));
-        for (int64_t o = r0; o < r1; o++) {
+        FOR_ROWS(a, r0, r1, o) {
             const mc_block_q4_0 *w = (const mc_block_q4_0 *)(a->W + (size_t)o * a->w_row);
             float s = 0.0f;
             for (int64_t b = 0; b < nb; b++) {
