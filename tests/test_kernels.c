@@ -388,6 +388,71 @@ MC_TEST(kernels_vec_helpers_match_scalar) {
     fprintf(stderr, "best kernels: %s\n", mc_kernels_name(mc_kernels_best()));
 }
 
+/* The attention kernels against the scalar ones: F16 and F32 rows, head sizes
+ * with every kind of tail (below, at and past the vector widths), row counts
+ * around the four-row steps, a row stride wider than a row. Also: a score
+ * depends only on its row (the same bits whatever n is). */
+MC_TEST(kernels_kv_attention_match_scalar) {
+    enum { MAXN = 37, MAXHD = 130, STRIDE = 141 };
+    static float kf[MAXN * STRIDE], q[MAXHD], w[MAXN];
+    static uint16_t kh[MAXN * STRIDE];
+    for (int i = 0; i < MAXN * STRIDE; i++) {
+        kf[i] = rnd_f() * 2;
+        kh[i] = mc_fp32_to_fp16(rnd_f() * 2);
+    }
+    for (int i = 0; i < MAXHD; i++)
+        q[i] = rnd_f();
+    for (int i = 0; i < MAXN; i++)
+        w[i] = (rnd_f() + 1.0f) / MAXN;
+    static const int64_t hds[] = {1, 7, 8, 9, 16, 17, 33, 64, 80, 100, 128, 130};
+    static const int64_t ns[] = {0, 1, 2, 3, 4, 5, 8, 9, 31, MAXN};
+    const mc_kernels *ks = mc_kernels_for(MC_ISA_SCALAR);
+    for (int isa = MC_ISA_AVX2; isa < MC_ISA_COUNT; isa++) {
+        const mc_kernels *k = mc_kernels_for(isa);
+        if (!k)
+            continue;
+        for (int f16 = 0; f16 <= 1; f16++) {
+            const void *kv = f16 ? (const void *)kh : (const void *)kf;
+            for (size_t a = 0; a < MC_ARRAY_LEN(hds); a++) {
+                const int64_t hd = hds[a];
+                float full[MAXN];
+                k->kv_dot(MAXN, hd, kv, STRIDE, f16, q, full);
+                for (size_t b = 0; b < MC_ARRAY_LEN(ns); b++) {
+                    const int64_t n = ns[b];
+                    float s0[MAXN + 1], s1[MAXN + 1], y0[MAXHD + 1], y1[MAXHD + 1];
+                    s1[n] = y1[hd] = 12345.0f; /* sentinels: nothing written past the end */
+                    ks->kv_dot(n, hd, kv, STRIDE, f16, q, s0);
+                    k->kv_dot(n, hd, kv, STRIDE, f16, q, s1);
+                    for (int64_t p = 0; p < n; p++) {
+                        double mag = 0;
+                        for (int64_t i = 0; i < hd; i++)
+                            mag += fabs((double)q[i] * (f16 ? mc_fp16_to_fp32(kh[p * STRIDE + i])
+                                                            : kf[p * STRIDE + i]));
+                        CHECK_MSG(fabs(s1[p] - s0[p]) <= 1e-6 * mag + 1e-7,
+                                  "%s kv_dot f16=%d hd %lld n %lld: s[%lld] %g scalar %g", k->name,
+                                  f16, (long long)hd, (long long)n, (long long)p, s1[p], s0[p]);
+                        CHECK_MSG(!memcmp(&s1[p], &full[p], 4), "%s kv_dot: score %lld depends on n",
+                                  k->name, (long long)p);
+                    }
+                    CHECK(s1[n] == 12345.0f);
+                    ks->kv_sum(n, hd, kv, STRIDE, f16, w, y0);
+                    k->kv_sum(n, hd, kv, STRIDE, f16, w, y1);
+                    for (int64_t i = 0; i < hd; i++) {
+                        double mag = 0;
+                        for (int64_t p = 0; p < n; p++)
+                            mag += fabs((double)w[p] * (f16 ? mc_fp16_to_fp32(kh[p * STRIDE + i])
+                                                            : kf[p * STRIDE + i]));
+                        CHECK_MSG(fabs(y1[i] - y0[i]) <= 1e-6 * mag + 1e-7,
+                                  "%s kv_sum f16=%d hd %lld n %lld: out[%lld] %g scalar %g", k->name,
+                                  f16, (long long)hd, (long long)n, (long long)i, y1[i], y0[i]);
+                    }
+                    CHECK(y1[hd] == 12345.0f);
+                }
+            }
+        }
+    }
+}
+
 /* ---- matmul ---------------------------------------------------------------------------- */
 
 typedef struct mm_case {

@@ -184,6 +184,16 @@ typedef struct mc_kernels {
     void (*vec_axpy_f32)(int64_t n, float alpha, const float *x, float *y);
     /* y[i] += alpha*fp16(x[i]) — attention output against an F16 V cache */
     void (*vec_axpy_f16)(int64_t n, float alpha, const uint16_t *x, float *y);
+    /* Attention over n cached rows of hd elements, row p at kv + p*stride
+     * elements, F16 if f16 else F32 (q, w, s, out are F32):
+     * kv_dot: s[p] = sum_i row_p[i] * q[i] for p < n (the scores);
+     * kv_sum: out[i] = sum_p w[p] * row_p[i] for i < hd, overwritten (the
+     * weighted values). s[p] depends only on row p and q, out only on the n
+     * rows and w: never on how the caller batches its queries. */
+    void (*kv_dot)(int64_t n, int64_t hd, const void *kv, int64_t stride, int f16, const float *q,
+                   float *s);
+    void (*kv_sum)(int64_t n, int64_t hd, const void *kv, int64_t stride, int f16, const float *w,
+                   float *out);
     /* row conversions, bit-exact with the scalar ones above */
     void (*fp16_to_fp32_row)(const uint16_t *x, float *y, int64_t n);
     void (*fp32_to_fp16_row)(const float *x, uint16_t *y, int64_t n);

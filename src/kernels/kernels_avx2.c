@@ -76,6 +76,103 @@ static void vec_axpy_f16(int64_t n, float alpha, const uint16_t *x, float *y) {
         y[i] += alpha * mc_fp16_to_fp32(x[i]);
 }
 
+/* ---- attention ------------------------------------------------------------------------ */
+
+AI __m256 load_kv8(const void *kv, int64_t i, const int f16) {
+    if (f16)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)kv + i)));
+    return _mm256_loadu_ps((const float *)kv + i);
+}
+
+AI float load_kv1(const void *kv, int64_t i, const int f16) {
+    return f16 ? mc_fp16_to_fp32(((const uint16_t *)kv)[i]) : ((const float *)kv)[i];
+}
+
+/* One row at a time: two FMA chains over 16 elements, then the scalar tail. */
+AI void kv_dot_t(int64_t n, int64_t hd, const void *kv, int64_t stride, const float *q, float *s,
+                 const int f16) {
+    for (int64_t p = 0; p < n; p++) {
+        const int64_t o = p * stride;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+        int64_t i = 0;
+        for (; i + 16 <= hd; i += 16) {
+            a0 = _mm256_fmadd_ps(load_kv8(kv, o + i, f16), _mm256_loadu_ps(q + i), a0);
+            a1 = _mm256_fmadd_ps(load_kv8(kv, o + i + 8, f16), _mm256_loadu_ps(q + i + 8), a1);
+        }
+        if (i + 8 <= hd) {
+            a0 = _mm256_fmadd_ps(load_kv8(kv, o + i, f16), _mm256_loadu_ps(q + i), a0);
+            i += 8;
+        }
+        float acc = hsum256(_mm256_add_ps(a0, a1));
+        for (; i < hd; i++)
+            acc += load_kv1(kv, o + i, f16) * q[i];
+        s[p] = acc;
+    }
+}
+
+static void kv_dot(int64_t n, int64_t hd, const void *kv, int64_t stride, int f16, const float *q,
+                   float *s) {
+    if (f16)
+        kv_dot_t(n, hd, kv, stride, q, s, 1);
+    else
+        kv_dot_t(n, hd, kv, stride, q, s, 0);
+}
+
+/* 32 output elements at a time in registers (even and odd rows in two sets
+ * of accumulators), 8 at a time after that, then a scalar tail. */
+AI void kv_sum_t(int64_t n, int64_t hd, const void *kv, int64_t stride, const float *w, float *out,
+                 const int f16) {
+    int64_t i = 0;
+    for (; i + 32 <= hd; i += 32) {
+        __m256 e0 = _mm256_setzero_ps(), e1 = e0, e2 = e0, e3 = e0, o0 = e0, o1 = e0, o2 = e0, o3 = e0;
+        int64_t p = 0;
+        for (; p + 2 <= n; p += 2) {
+            const int64_t r0 = p * stride + i, r1 = r0 + stride;
+            const __m256 w0 = _mm256_set1_ps(w[p]), w1 = _mm256_set1_ps(w[p + 1]);
+            e0 = _mm256_fmadd_ps(w0, load_kv8(kv, r0, f16), e0);
+            e1 = _mm256_fmadd_ps(w0, load_kv8(kv, r0 + 8, f16), e1);
+            e2 = _mm256_fmadd_ps(w0, load_kv8(kv, r0 + 16, f16), e2);
+            e3 = _mm256_fmadd_ps(w0, load_kv8(kv, r0 + 24, f16), e3);
+            o0 = _mm256_fmadd_ps(w1, load_kv8(kv, r1, f16), o0);
+            o1 = _mm256_fmadd_ps(w1, load_kv8(kv, r1 + 8, f16), o1);
+            o2 = _mm256_fmadd_ps(w1, load_kv8(kv, r1 + 16, f16), o2);
+            o3 = _mm256_fmadd_ps(w1, load_kv8(kv, r1 + 24, f16), o3);
+        }
+        if (p < n) {
+            const int64_t r0 = p * stride + i;
+            const __m256 w0 = _mm256_set1_ps(w[p]);
+            e0 = _mm256_fmadd_ps(w0, load_kv8(kv, r0, f16), e0);
+            e1 = _mm256_fmadd_ps(w0, load_kv8(kv, r0 + 8, f16), e1);
+            e2 = _mm256_fmadd_ps(w0, load_kv8(kv, r0 + 16, f16), e2);
+            e3 = _mm256_fmadd_ps(w0, load_kv8(kv, r0 + 24, f16), e3);
+        }
+        _mm256_storeu_ps(out + i, _mm256_add_ps(e0, o0));
+        _mm256_storeu_ps(out + i + 8, _mm256_add_ps(e1, o1));
+        _mm256_storeu_ps(out + i + 16, _mm256_add_ps(e2, o2));
+        _mm256_storeu_ps(out + i + 24, _mm256_add_ps(e3, o3));
+    }
+    for (; i + 8 <= hd; i += 8) {
+        __m256 e = _mm256_setzero_ps();
+        for (int64_t p = 0; p < n; p++)
+            e = _mm256_fmadd_ps(_mm256_set1_ps(w[p]), load_kv8(kv, p * stride + i, f16), e);
+        _mm256_storeu_ps(out + i, e);
+    }
+    for (; i < hd; i++) {
+        float acc = 0.0f;
+        for (int64_t p = 0; p < n; p++)
+            acc += w[p] * load_kv1(kv, p * stride + i, f16);
+        out[i] = acc;
+    }
+}
+
+static void kv_sum(int64_t n, int64_t hd, const void *kv, int64_t stride, int f16, const float *w,
+                   float *out) {
+    if (f16)
+        kv_sum_t(n, hd, kv, stride, w, out, 1);
+    else
+        kv_sum_t(n, hd, kv, stride, w, out, 0);
+}
+
 static void fp16_to_fp32_row(const uint16_t *x, float *y, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -336,6 +433,8 @@ const mc_kernels mc__kernels_avx2 = {
     .vec_dot_f16_f32 = vec_dot_f16_f32,
     .vec_axpy_f32 = vec_axpy_f32,
     .vec_axpy_f16 = vec_axpy_f16,
+    .kv_dot = kv_dot,
+    .kv_sum = kv_sum,
     .fp16_to_fp32_row = fp16_to_fp32_row,
     .fp32_to_fp16_row = fp32_to_fp16_row,
     .gemm = &gemm_avx2,

@@ -75,6 +75,103 @@ static void vec_axpy_f16(int64_t n, float alpha, const uint16_t *x, float *y) {
     }
 }
 
+/* ---- attention ------------------------------------------------------------------------ */
+
+AI __m512 load_kv(const void *kv, int64_t i, __mmask16 m, const int f16) {
+    if (f16)
+        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)kv + i));
+    return _mm512_maskz_loadu_ps(m, (const float *)kv + i);
+}
+
+/* The totals of four vectors at once: lane j of the result is v_j's sum (a
+ * fixed tree, the same for every lane). */
+AI __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d) {
+    __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xee));
+    __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xee));
+    __m512 v = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0x88), _mm512_shuffle_f32x4(ab, cd, 0xdd));
+    v = _mm512_add_ps(v, _mm512_permute_ps(v, 0x4e));
+    v = _mm512_add_ps(v, _mm512_permute_ps(v, 0xb1));
+    const __m512i pick = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_castps512_ps128(_mm512_permutexvar_ps(pick, v));
+}
+
+/* Four rows per step; a last partial step repeats its last row and stores
+ * only the valid scores, so every score goes through the same tree. */
+AI void kv_dot_t(int64_t n, int64_t hd, const void *kv, int64_t stride, const float *q, float *s,
+                 const int f16) {
+    for (int64_t p = 0; p < n; p += 4) {
+        const int np = (int)MC_MIN(4, n - p);
+        const int64_t o0 = p * stride, o1 = (p + MC_MIN(1, np - 1)) * stride;
+        const int64_t o2 = (p + MC_MIN(2, np - 1)) * stride, o3 = (p + np - 1) * stride;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t i = 0; i < hd; i += 16) {
+            const __mmask16 m = hd - i >= 16 ? (__mmask16)0xffff : tail16(hd - i);
+            const __m512 qv = _mm512_maskz_loadu_ps(m, q + i);
+            a0 = _mm512_fmadd_ps(load_kv(kv, o0 + i, m, f16), qv, a0);
+            a1 = _mm512_fmadd_ps(load_kv(kv, o1 + i, m, f16), qv, a1);
+            a2 = _mm512_fmadd_ps(load_kv(kv, o2 + i, m, f16), qv, a2);
+            a3 = _mm512_fmadd_ps(load_kv(kv, o3 + i, m, f16), qv, a3);
+        }
+        _mm_mask_storeu_ps(s + p, (__mmask8)((1u << np) - 1), reduce4(a0, a1, a2, a3));
+    }
+}
+
+static void kv_dot(int64_t n, int64_t hd, const void *kv, int64_t stride, int f16, const float *q,
+                   float *s) {
+    if (f16)
+        kv_dot_t(n, hd, kv, stride, q, s, 1);
+    else
+        kv_dot_t(n, hd, kv, stride, q, s, 0);
+}
+
+/* 64 output elements at a time in registers, with even and odd rows in two
+ * sets of accumulators (two FMA chains), added at the end. */
+#define KV_ACC(v)                                                                      \
+    if (nv > v) {                                                                      \
+        e##v = _mm512_fmadd_ps(w0, load_kv(kv, r0 + i + 16 * v, m##v, f16), e##v);     \
+        if (two)                                                                       \
+            o##v = _mm512_fmadd_ps(w1, load_kv(kv, r1 + i + 16 * v, m##v, f16), o##v); \
+    }
+#define KV_OUT(v)                                                                      \
+    if (nv > v)                                                                        \
+        _mm512_mask_storeu_ps(out + i + 16 * v, m##v, _mm512_add_ps(e##v, o##v));
+
+AI void kv_sum_t(int64_t n, int64_t hd, const void *kv, int64_t stride, const float *w, float *out,
+                 const int f16) {
+    for (int64_t i = 0; i < hd; i += 64) {
+        const int64_t left = hd - i;
+        const int nv = (int)MC_MIN(4, (left + 15) / 16);
+        const __mmask16 m0 = left >= 16 ? (__mmask16)0xffff : tail16(left);
+        const __mmask16 m1 = left >= 32 ? (__mmask16)0xffff : tail16(MC_MAX(0, left - 16));
+        const __mmask16 m2 = left >= 48 ? (__mmask16)0xffff : tail16(MC_MAX(0, left - 32));
+        const __mmask16 m3 = left >= 64 ? (__mmask16)0xffff : tail16(MC_MAX(0, left - 48));
+        __m512 e0 = _mm512_setzero_ps(), e1 = e0, e2 = e0, e3 = e0;
+        __m512 o0 = e0, o1 = e0, o2 = e0, o3 = e0;
+        int64_t p = 0;
+        for (; p + 2 <= n; p += 2) {
+            const int two = 1;
+            const int64_t r0 = p * stride, r1 = r0 + stride;
+            const __m512 w0 = _mm512_set1_ps(w[p]), w1 = _mm512_set1_ps(w[p + 1]);
+            KV_ACC(0) KV_ACC(1) KV_ACC(2) KV_ACC(3)
+        }
+        if (p < n) {
+            const int two = 0;
+            const int64_t r0 = p * stride, r1 = r0;
+            const __m512 w0 = _mm512_set1_ps(w[p]), w1 = w0;
+            KV_ACC(0) KV_ACC(1) KV_ACC(2) KV_ACC(3)
+        }
+        KV_OUT(0) KV_OUT(1) KV_OUT(2) KV_OUT(3)
+    }
+}
+
+static void kv_sum(int64_t n, int64_t hd, const void *kv, int64_t stride, int f16, const float *w,
+                   float *out) {
+    if (f16)
+        kv_sum_t(n, hd, kv, stride, w, out, 1);
+    else
+        kv_sum_t(n, hd, kv, stride, w, out, 0);
+}
+
 static void fp16_to_fp32_row(const uint16_t *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n; i += 16) {
         __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : tail16(n - i);
@@ -479,6 +576,8 @@ const mc_kernels mc__kernels_avx512 = {
     .vec_dot_f16_f32 = vec_dot_f16_f32,
     .vec_axpy_f32 = vec_axpy_f32,
     .vec_axpy_f16 = vec_axpy_f16,
+    .kv_dot = kv_dot,
+    .kv_sum = kv_sum,
     .fp16_to_fp32_row = fp16_to_fp32_row,
     .fp32_to_fp16_row = fp32_to_fp16_row,
     .gemm = &gemm_avx512,
@@ -491,6 +590,8 @@ const mc_kernels mc__kernels_avx512_bf16 = {
     .vec_dot_f16_f32 = vec_dot_f16_f32,
     .vec_axpy_f32 = vec_axpy_f32,
     .vec_axpy_f16 = vec_axpy_f16,
+    .kv_dot = kv_dot,
+    .kv_sum = kv_sum,
     .fp16_to_fp32_row = fp16_to_fp32_row,
     .fp32_to_fp16_row = fp32_to_fp16_row,
     .gemm = &gemm_avx512_bf16,

@@ -235,6 +235,30 @@ static void vec_axpy_f16(int64_t n, float alpha, const uint16_t *x, float *y) {
         y[i] += alpha * mc_fp16_to_fp32(x[i]);
 }
 
+static float kv_at(const void *kv, int64_t i, int f16) {
+    return f16 ? mc_fp16_to_fp32(((const uint16_t *)kv)[i]) : ((const float *)kv)[i];
+}
+
+static void kv_dot(int64_t n, int64_t hd, const void *kv, int64_t stride, int f16, const float *q,
+                   float *s) {
+    for (int64_t p = 0; p < n; p++) {
+        float acc = 0.0f;
+        for (int64_t i = 0; i < hd; i++)
+            acc += kv_at(kv, p * stride + i, f16) * q[i];
+        s[p] = acc;
+    }
+}
+
+static void kv_sum(int64_t n, int64_t hd, const void *kv, int64_t stride, int f16, const float *w,
+                   float *out) {
+    for (int64_t i = 0; i < hd; i++) {
+        float acc = 0.0f;
+        for (int64_t p = 0; p < n; p++)
+            acc += w[p] * kv_at(kv, p * stride + i, f16);
+        out[i] = acc;
+    }
+}
+
 /* ---- gemm oracle ------------------------------------------------------------------ */
 
 /* Every row o of tile positions [r0, r1) (internal.h), in increasing order. */
@@ -327,6 +351,8 @@ const mc_kernels mc__kernels_scalar = {
     .vec_dot_f16_f32 = vec_dot_f16_f32,
     .vec_axpy_f32 = vec_axpy_f32,
     .vec_axpy_f16 = vec_axpy_f16,
+    .kv_dot = kv_dot,
+    .kv_sum = kv_sum,
     .fp16_to_fp32_row = mc_fp16_to_fp32_row,
     .fp32_to_fp16_row = mc_fp32_to_fp16_row,
     .gemm = &gemm_scalar,
