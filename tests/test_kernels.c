@@ -533,6 +533,16 @@ static void check_matmul(const mm_case *c, mc_pool *pool2, mc_pool *pool3) {
                                     k->name, c->wtype, (long long)n_out, (long long)n_in,
                                     (long long)n_tok, (long long)t, (long long)o, a, b);
             }
+        /* a token alone gives the bits it gets inside the batch (decode
+         * versus draft verification) */
+        for (int64_t t = 0; t < n_tok; t++) {
+            MC_REQUIRE(mc_matmul(k, NULL, c->wtype, W, n_out, n_in, X + t * n_in, 1, Y2, scratch,
+                                 ss) == 0);
+            CHECK_MSG(!memcmp(Y2, Y1 + t * n_out, (size_t)n_out * 4),
+                      "%s type %d %lldx%lldx%lld: token %lld alone differs from the batch",
+                      k->name, c->wtype, (long long)n_out, (long long)n_in, (long long)n_tok,
+                      (long long)t);
+        }
         mc_pool *pools[2] = {pool2, pool3};
         for (int pi = 0; pi < 2; pi++) {
             memset(Y2, 0xff, (size_t)(n_tok * n_out) * 4);
@@ -615,6 +625,65 @@ MC_TEST(kernels_matmul_quant_exact) {
         }
     }
     free(scratch);
+}
+
+/* mc_matmul_multi: each product is bitwise the lone mc_matmul's, on every ISA
+ * and pool, for matrices of uneven heights (ragged tiles in each). */
+MC_TEST(kernels_matmul_multi) {
+    enum { NI = 160, NT = 6, NM = 3 };
+    static const int64_t outs[NM] = {70, 1, 13};
+    static const int types[] = {MC_TYPE_F32, MC_TYPE_F16, MC_TYPE_BF16, MC_TYPE_Q8_0, MC_TYPE_Q4_0};
+    float X[NT * NI], tmp[NI];
+    for (int i = 0; i < NT * NI; i++)
+        X[i] = rnd_f();
+    mc_pool *p2 = NULL;
+    MC_REQUIRE(mc_pool_new(2, &p2) == 0);
+    for (size_t ti = 0; ti < MC_ARRAY_LEN(types); ti++) {
+        const int type = types[ti];
+        size_t row = mc_kernels_row_size(type, NI);
+        uint8_t *W[NM];
+        float *Y[NM], *Yref[NM];
+        mc_matmul_out mats[NM];
+        for (int m = 0; m < NM; m++) {
+            W[m] = malloc(row * (size_t)outs[m]);
+            Y[m] = malloc((size_t)(outs[m] * NT) * 4);
+            Yref[m] = malloc((size_t)(outs[m] * NT) * 4);
+            MC_REQUIRE(W[m] && Y[m] && Yref[m]);
+            for (int64_t o = 0; o < outs[m]; o++) {
+                for (int i = 0; i < NI; i++)
+                    tmp[i] = rnd_f();
+                MC_REQUIRE(mc_quantize_row(type, tmp, W[m] + (size_t)o * row, NI) == 0);
+            }
+            mats[m] = (mc_matmul_out){W[m], outs[m], Y[m]};
+        }
+        size_t ss = mc_matmul_scratch_size(type, NI, NT);
+        void *scratch = ss ? malloc(ss) : NULL;
+        for (int isa = 0; isa < MC_ISA_COUNT; isa++) {
+            const mc_kernels *k = mc_kernels_for(isa);
+            if (!k)
+                continue;
+            for (int m = 0; m < NM; m++)
+                MC_REQUIRE(mc_matmul(k, NULL, type, W[m], outs[m], NI, X, NT, Yref[m], scratch, ss) == 0);
+            for (int pi = 0; pi < 2; pi++) {
+                for (int m = 0; m < NM; m++)
+                    memset(Y[m], 0xff, (size_t)(outs[m] * NT) * 4);
+                MC_REQUIRE(mc_matmul_multi(k, pi ? p2 : NULL, type, NM, mats, NI, X, NT, scratch, ss) == 0);
+                for (int m = 0; m < NM; m++)
+                    CHECK_MSG(!memcmp(Y[m], Yref[m], (size_t)(outs[m] * NT) * 4),
+                              "%s type %d matrix %d differs", k->name, type, m);
+            }
+        }
+        CHECK_EQ_INT(mc_matmul_multi(NULL, NULL, type, 0, mats, NI, X, NT, scratch, ss), MC_EINVAL);
+        CHECK_EQ_INT(mc_matmul_multi(NULL, NULL, type, MC_MATMUL_MAX + 1, mats, NI, X, NT, scratch, ss),
+                     MC_EINVAL);
+        for (int m = 0; m < NM; m++) {
+            free(W[m]);
+            free(Y[m]);
+            free(Yref[m]);
+        }
+        free(scratch);
+    }
+    mc_pool_free(p2);
 }
 
 MC_TEST(kernels_matmul_errors) {
