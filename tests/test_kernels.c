@@ -298,7 +298,8 @@ MC_TEST(kernels_activation_quantizer) {
             continue;
         for (int slot = MC__WT_Q8_0; slot <= MC__WT_Q4_0; slot++) {
             memset(got, 0, stride);
-            if (!k->gemm->act_grouped) {
+            const int G = k->gemm->act_group[slot];
+            if (!G) {
                 k->gemm->prep[slot](x, got, N);
             } else {
                 /* grouped layout (internal.h): check the correction and scale
@@ -306,16 +307,16 @@ MC_TEST(kernels_activation_quantizer) {
                 memset(grp, 0x55, gstride);
                 k->gemm->prep[slot](x, grp, N);
                 const int off = slot == MC__WT_Q8_0 ? 128 : 8;
-                for (int g = 0; g < (N / 32 + 3) / 4; g++) {
-                    const uint8_t *rec = grp + (size_t)g * MC__QGROUP_BYTES;
-                    for (int l = 0; l < 16; l++) {
-                        int b = 4 * g + l / 4;
+                for (int g = 0; g < (N / 32 + G - 1) / G; g++) {
+                    const uint8_t *rec = grp + (size_t)g * 64 * G;
+                    for (int l = 0; l < 4 * G; l++) {
+                        int b = G * g + l / 4;
                         int32_t corr, sum = 0;
                         float d;
-                        memcpy(&corr, rec + 128 + 4 * l, 4);
-                        memcpy(&d, rec + 192 + 4 * l, 4);
+                        memcpy(&corr, rec + 32 * G + 4 * l, 4);
+                        memcpy(&d, rec + 48 * G + 4 * l, 4);
                         for (int e = 0; e < 4; e++)
-                            sum += (int8_t)rec[4 * l + e] + (int8_t)rec[64 + 4 * l + e];
+                            sum += (int8_t)rec[4 * l + e] + (int8_t)rec[16 * G + 4 * l + e];
                         CHECK_EQ_INT(corr, -off * sum);
                         if (b >= N / 32) {
                             CHECK(d == 0.0f && sum == 0);
@@ -325,7 +326,7 @@ MC_TEST(kernels_activation_quantizer) {
                         for (int e = 0; e < 4; e++) {
                             int j = 4 * (l % 4) + e;
                             got[32 * b + j] = rec[4 * l + e];
-                            got[32 * b + 16 + j] = rec[64 + 4 * l + e];
+                            got[32 * b + 16 + j] = rec[16 * G + 4 * l + e];
                         }
                     }
                 }

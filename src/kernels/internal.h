@@ -24,12 +24,14 @@ enum { MC__WT_F32, MC__WT_F16, MC__WT_BF16, MC__WT_Q8_0, MC__WT_Q4_0, MC__WT_COU
  *              (the ISA's prep and gemm agree on which):
  *              flat (scalar, AVX2): int8 qs[n_in] at offset 0, then float
  *                d[n_in/32] at offset mc__align64(n_in);
- *              grouped (AVX-512): per group of four blocks (128 elements),
- *                MC__QGROUP_BYTES bytes: int8 lo[64] (elements 0..15 of the
- *                four blocks, 16 each), int8 hi[64] (elements 16..31), int32
- *                corr[16] (lane l: -off * the sum of the 8 elements that lane l
- *                of a vpdpbusd over lo and hi covers; off = 128 for Q8_0
- *                weights, 8 for Q4_0), float d[16] (lane l: d of block l/4).
+ *              grouped by G blocks (G = act_group[slot]: 4 in AVX-512, 2 in
+ *                AVX2 for Q4_0): per group of G blocks, 64*G bytes: int8
+ *                lo[16G] (elements 0..15 of the G blocks, 16 each), int8
+ *                hi[16G] (elements 16..31), int32 corr[4G] (lane l: -off * the
+ *                sum of lo and hi bytes 4l..4l+3, the 8 elements that an int32
+ *                lane of an int8 dot product over lo and hi covers; off = 128
+ *                for Q8_0 weights, 8 for Q4_0), float d[4G] (lane l: d of
+ *                block l/4).
  *                A last partial group is zero past its blocks.
  *
  * Rows. A register tile computes rows r, r+q, r+2q, r+3q (q = row_step =
@@ -40,7 +42,7 @@ enum { MC__WT_F32, MC__WT_F16, MC__WT_BF16, MC__WT_Q8_0, MC__WT_Q4_0, MC__WT_COU
  * Q8_0 decode read 10 GB/s that way against 34 GB/s with the rows apart.
  * Which rows share a tile never changes a result: each output has its own
  * accumulator, so decode (one token) and batches give bitwise equal Y. */
-#define MC__QGROUP_BYTES 256
+#define MC__QGROUP_BYTES 256 /* a group of 4 blocks, the largest */
 typedef struct mc__gemm_args {
     const uint8_t *W;     /* weights, row o at W + o*w_row */
     size_t w_row;         /* bytes per weight row */
@@ -63,7 +65,8 @@ struct mc__gemm_ops {
     mc__prep_fn prep[MC__WT_COUNT]; /* NULL for F32 */
     mc__gemm_fn gemm[MC__WT_COUNT];
     int act_bf16;                   /* BF16 activations stored as bfloat16 */
-    int act_grouped;                /* Q8_0/Q4_0 activations in the grouped layout */
+    int act_group[MC__WT_COUNT];    /* Q8_0/Q4_0: blocks per group of the grouped
+                                       layout, 0 for the flat one */
 };
 
 static inline size_t mc__align64(size_t n) {

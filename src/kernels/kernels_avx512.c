@@ -559,14 +559,14 @@ static const struct mc__gemm_ops gemm_avx512 = {
     .prep = {NULL, round_f16_row, mc__round_bf16_row, prep_q8_0, prep_q4_0},
     .gemm = {gemm_f32, gemm_f16, gemm_bf16, gemm_q8_0, gemm_q4_0},
     .act_bf16 = 0,
-    .act_grouped = 1,
+    .act_group = {[MC__WT_Q8_0] = 4, [MC__WT_Q4_0] = 4},
 };
 
 static const struct mc__gemm_ops gemm_avx512_bf16 = {
     .prep = {NULL, round_f16_row, to_bf16_row, prep_q8_0, prep_q4_0},
     .gemm = {gemm_f32, gemm_f16, gemm_bf16dp, gemm_q8_0, gemm_q4_0},
     .act_bf16 = 1,
-    .act_grouped = 1,
+    .act_group = {[MC__WT_Q8_0] = 4, [MC__WT_Q4_0] = 4},
 };
 
 const mc_kernels mc__kernels_avx512 = {
