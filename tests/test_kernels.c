@@ -454,6 +454,34 @@ MC_TEST(kernels_kv_attention_match_scalar) {
     }
 }
 
+/* SwiGLU against the scalar table (libm expf): random gates over the whole
+ * useful range, the extremes where e^-x overflows or underflows, and every
+ * tail length; y may alias g. */
+MC_TEST(kernels_swiglu_matches_scalar) {
+    enum { N = 203 };
+    float g[N], u[N], y0[N], y1[N];
+    static const float special[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 87.0f, -87.0f, 88.5f, -88.5f,
+                                    89.5f, -89.5f, 100.0f, -100.0f, 200.0f, -200.0f, 1e30f, -1e30f};
+    for (int i = 0; i < N; i++) {
+        g[i] = i < (int)MC_ARRAY_LEN(special) ? special[i] : rnd_f() * 30.0f;
+        u[i] = rnd_f() * 2.0f;
+    }
+    const mc_kernels *ks = mc_kernels_for(MC_ISA_SCALAR);
+    for (int isa = MC_ISA_AVX2; isa < MC_ISA_COUNT; isa++) {
+        const mc_kernels *k = mc_kernels_for(isa);
+        if (!k)
+            continue;
+        for (int n = 0; n <= 40; n += (n < 20 ? 1 : 20)) {
+            ks->swiglu(n == 40 ? N : n, g, u, y0);
+            memcpy(y1, g, sizeof(g));
+            k->swiglu(n == 40 ? N : n, y1, u, y1);
+            for (int i = 0; i < (n == 40 ? N : n); i++)
+                CHECK_MSG(fabsf(y1[i] - y0[i]) <= 4e-7f * fabsf(y0[i]) + 1e-30f,
+                          "%s swiglu(%g) * %g = %.9g, scalar %.9g", k->name, g[i], u[i], y1[i], y0[i]);
+        }
+    }
+}
+
 /* ---- matmul ---------------------------------------------------------------------------- */
 
 typedef struct mm_case {

@@ -194,6 +194,11 @@ typedef struct mc_kernels {
                    float *s);
     void (*kv_sum)(int64_t n, int64_t hd, const void *kv, int64_t stride, int f16, const float *w,
                    float *out);
+    /* y[i] = silu(g[i]) * u[i] with silu(x) = x / (1 + e^-x) (SwiGLU). The
+     * scalar table uses libm's expf; the SIMD ones their own e^x (as ggml
+     * has its own), within 4e-7 relative of the scalar result. y may alias g
+     * or u. */
+    void (*swiglu)(int64_t n, const float *g, const float *u, float *y);
     /* row conversions, bit-exact with the scalar ones above */
     void (*fp16_to_fp32_row)(const uint16_t *x, float *y, int64_t n);
     void (*fp32_to_fp16_row)(const float *x, uint16_t *y, int64_t n);

@@ -12,6 +12,7 @@
 #include "internal.h"
 
 #include <immintrin.h>
+#include <math.h>
 
 #define AI static inline __attribute__((always_inline))
 
@@ -172,6 +173,44 @@ static void kv_sum(int64_t n, int64_t hd, const void *kv, int64_t stride, int f1
         kv_sum_t(n, hd, kv, stride, w, out, 1);
     else
         kv_sum_t(n, hd, kv, stride, w, out, 0);
+}
+
+/* ---- SwiGLU --------------------------------------------------------------------------- */
+
+/* e^x as 2^n * e^r (see kernels_avx512.c), 2^n built in the exponent bits;
+ * x is clamped to [-87.3, 88.7] so that n stays in [-126, 127], and above
+ * 88.7 the result is inf, as expf's. (Below -87.3 it is 1e-38 instead of a
+ * denormal or 0: 1 + e^x is 1 either way.) */
+AI __m256 exp256(__m256 x0) {
+    const __m256 big = _mm256_cmp_ps(x0, _mm256_set1_ps(88.7f), _CMP_GT_OQ);
+    __m256 x = _mm256_min_ps(_mm256_max_ps(x0, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.7f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    n = _mm256_min_ps(n, _mm256_set1_ps(127.0f));
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_blendv_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), _mm256_set1_ps(INFINITY), big);
+}
+
+static void swiglu(int64_t n, const float *g, const float *u, float *y) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 gv = _mm256_loadu_ps(g + i);
+        const __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), gv));
+        const __m256 s = _mm256_div_ps(gv, _mm256_add_ps(one, e));
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(s, _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; i++)
+        y[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
 static void fp16_to_fp32_row(const uint16_t *x, float *y, int64_t n) {
@@ -512,6 +551,7 @@ const mc_kernels mc__kernels_avx2 = {
     .vec_axpy_f16 = vec_axpy_f16,
     .kv_dot = kv_dot,
     .kv_sum = kv_sum,
+    .swiglu = swiglu,
     .fp16_to_fp32_row = fp16_to_fp32_row,
     .fp32_to_fp16_row = fp32_to_fp16_row,
     .gemm = &gemm_avx2,

@@ -172,6 +172,38 @@ static void kv_sum(int64_t n, int64_t hd, const void *kv, int64_t stride, int f1
         kv_sum_t(n, hd, kv, stride, w, out, 0);
 }
 
+/* ---- SwiGLU --------------------------------------------------------------------------- */
+
+/* e^x as 2^n * e^r, n = round(x / ln 2), |r| <= ln 2 / 2, with Cephes' expf
+ * polynomial for e^r (relative error ~1e-7) and vscalefps for 2^n, which also
+ * takes care of overflow to inf and underflow to 0. */
+AI __m512 exp512(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(89.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+static void swiglu(int64_t n, const float *g, const float *u, float *y) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : tail16(n - i);
+        const __m512 gv = _mm512_maskz_loadu_ps(m, g + i);
+        const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), gv));
+        const __m512 s = _mm512_div_ps(gv, _mm512_add_ps(one, e));
+        _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, u + i)));
+    }
+}
+
 static void fp16_to_fp32_row(const uint16_t *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n; i += 16) {
         __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : tail16(n - i);
@@ -578,6 +610,7 @@ const mc_kernels mc__kernels_avx512 = {
     .vec_axpy_f16 = vec_axpy_f16,
     .kv_dot = kv_dot,
     .kv_sum = kv_sum,
+    .swiglu = swiglu,
     .fp16_to_fp32_row = fp16_to_fp32_row,
     .fp32_to_fp16_row = fp32_to_fp16_row,
     .gemm = &gemm_avx512,
@@ -592,6 +625,7 @@ const mc_kernels mc__kernels_avx512_bf16 = {
     .vec_axpy_f16 = vec_axpy_f16,
     .kv_dot = kv_dot,
     .kv_sum = kv_sum,
+    .swiglu = swiglu,
     .fp16_to_fp32_row = fp16_to_fp32_row,
     .fp32_to_fp16_row = fp32_to_fp16_row,
     .gemm = &gemm_avx512_bf16,

@@ -259,6 +259,11 @@ static void kv_sum(int64_t n, int64_t hd, const void *kv, int64_t stride, int f1
     }
 }
 
+static void swiglu(int64_t n, const float *g, const float *u, float *y) {
+    for (int64_t i = 0; i < n; i++)
+        y[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
 /* ---- gemm oracle ------------------------------------------------------------------ */
 
 /* Every row o of tile positions [r0, r1) (internal.h), in increasing order. */
@@ -353,6 +358,7 @@ const mc_kernels mc__kernels_scalar = {
     .vec_axpy_f16 = vec_axpy_f16,
     .kv_dot = kv_dot,
     .kv_sum = kv_sum,
+    .swiglu = swiglu,
     .fp16_to_fp32_row = mc_fp16_to_fp32_row,
     .fp32_to_fp16_row = mc_fp32_to_fp16_row,
     .gemm = &gemm_scalar,

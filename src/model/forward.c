@@ -10,7 +10,8 @@
  *
  * Numerics follow ggml's CPU backend where it matters for parity with
  * llama.cpp: sums of squares and softmax denominators in double, RoPE angles
- * computed by repeated multiplication in float, SiLU as x/(1+exp(-x)).
+ * computed by repeated multiplication in float, SiLU as x/(1+exp(-x)) (the
+ * kernels' swiglu, with a SIMD e^x as ggml has its own).
  */
 #include "model_internal.h"
 
@@ -345,10 +346,8 @@ static int forward_batch(mc_ctx *c, const int32_t *tok, int n, int first_logit, 
         float *ygu[2] = {c->hb, c->hb2};
         if ((rc = matmul_n(c, 2, wgu, ygu, c->xb, n)))
             return rc;
-        for (size_t i = 0; i < (size_t)n * F; i++) {
-            float g = c->hb[i];
-            c->hb[i] = g / (1.0f + expf(-g)) * c->hb2[i];
-        }
+        for (int t = 0; t < n; t++) /* per token: a row's lanes never depend on the batch */
+            c->k->swiglu(F, c->hb + (size_t)t * F, c->hb2 + (size_t)t * F, c->hb + (size_t)t * F);
         if ((rc = matmul(c, L->w_down, c->hb, n, c->xb)))
             return rc;
         for (size_t i = 0; i < (size_t)n * D; i++)
