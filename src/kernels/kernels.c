@@ -190,14 +190,15 @@ int mc_matmul_multi(const mc_kernels *k, mc_pool *pool, int wtype, int n_mats,
     if (!k)
         k = mc_kernels_best();
 
-    matmul_job j;
-    memset(&j, 0, sizeof(j));
+    matmul_job j; /* only the first n_mats args are set and read */
     j.ops = k->gemm;
     j.slot = slot;
     j.n_mats = n_mats;
     j.X = X;
     j.n_in = n_in;
     j.n_tok = n_tok;
+    j.task0[0] = 0;
+    j.tok_per_prep_task = 0;
     const uint8_t *act = (const uint8_t *)X;
     size_t stride = (size_t)n_in * sizeof(float);
     if (slot != MC__WT_F32) {
