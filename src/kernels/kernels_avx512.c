@@ -1,18 +1,20 @@
 /* kernels_avx512.c — AVX-512 F/BW/VL/DQ + VNNI kernels, with AVX512-BF16
  * for BF16 weights where the CPU has it (two tables, chosen in kernels.c).
  *
- * gemm tiles are 4 rows x 4 tokens of 512-bit accumulators. Int8 dot products
- * use vpdpbusd (unsigned x signed bytes, summed in fours into int32). The
- * weights are made unsigned by an offset, the way the dot product is then
- * corrected is exact and shared by the 4 rows of a tile:
+ * gemm tiles are 4 rows (a quarter matrix apart, see internal.h) x 4 tokens,
+ * or x 1 for decode, of 512-bit accumulators; an output's operations are the
+ * same in both, so decode and batches agree bitwise. Int8 dot products use
+ * vpdpbusd (unsigned x signed bytes, summed in fours into int32). The weights
+ * are made unsigned by an offset, and the dot product is corrected exactly,
+ * once per token for all rows:
  *   Q8_0: (w + 128) as u8;  sum w*x = sum (w+128)*x - 128*sum x
  *   Q4_0: nibble q as u8;   sum (q-8)*x = sum q*x - 8*sum x
- * The correction -off*sum(x) is computed per token with vpdpbusd against a
- * constant and used as the accumulator's starting value, so each block's
- * integer lane sums equal the scalar oracle's. One zmm holds two blocks
- * (lanes 0-7: block b, 8-15: block b+1), each scaled by its own d_w*d_x.
- * Q4_0's nibble order (low nibbles = elements 0..15) is restored with one
- * 128-bit lane shuffle per row, shared by the tile's tokens.
+ * The correction -off*sum(x) is part of the grouped activations (internal.h)
+ * and the accumulator's starting value, so each block's integer lane sums
+ * equal the scalar oracle's. A zmm holds four blocks: elements 0..15 of each
+ * in one register, 16..31 in another, gathered from the weight row with one
+ * 16-bit permute each; lanes 4k..4k+3 belong to block k, scaled by its own
+ * d_w*d_x.
  */
 #include "internal.h"
 
