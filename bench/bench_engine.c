@@ -7,7 +7,10 @@
  * speed: prompt processing = pp tokens in one batch into an empty cache; text generation
  * = tg tokens decoded one at a time from an empty cache (llama-bench's pp/tg tests). One
  * warm-up of each, then reps timed runs; prints JSON with the medians in tokens/s, like
- * `mccom-oracle bench`, so scripts/bench.sh can put the two side by side.
+ * `mccom-oracle bench`, so scripts/bench.sh can put the two side by side. Also the same
+ * per second of process CPU time (pp_cpu_tok_s, tg_cpu_tok_s): on a shared machine,
+ * where wall-clock time includes waiting for a core, that is the steadier figure for one
+ * thread (with more, it counts the time threads spin waiting for each other).
  *
  * completion: the cost of one line-completion request on a long file. The cache holds a
  * ctx-token context; the request is that context plus `append` new tokens (what the
@@ -23,6 +26,7 @@
 #include "mccom/model.h"
 
 #include <errno.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,6 +144,12 @@ static void decode(mc_ctx *c, const int32_t *t, int n) {
         die("decode failed: %s", err.msg);
 }
 
+static double cpu_time_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static void print_runs(const char *key, const double *v, int n) {
     printf("  \"%s\": [", key);
     for (int i = 0; i < n; i++)
@@ -154,7 +164,8 @@ static int cmd_speed(const opts *o) {
     mc_ctx *c = new_ctx(m, n_tok, o->threads);
     int32_t *toks = malloc((size_t)n_tok * sizeof *toks);
     double *pp = calloc((size_t)o->reps, sizeof *pp), *tg = calloc((size_t)o->reps, sizeof *tg);
-    if (!toks || !pp || !tg)
+    double *ppc = calloc((size_t)o->reps, sizeof *ppc), *tgc = calloc((size_t)o->reps, sizeof *tgc);
+    if (!toks || !pp || !tg || !ppc || !tgc)
         die("out of memory");
     make_tokens(toks, n_tok, hp->n_vocab, 1);
     if (o->pp > 0) { /* warm-up */
@@ -168,16 +179,18 @@ static int cmd_speed(const opts *o) {
     for (int r = 0; r < o->reps; r++) {
         if (o->pp > 0) {
             mc_ctx_truncate(c, 0);
-            double t0 = mc_time_s();
+            double t0 = mc_time_s(), c0 = cpu_time_s();
             decode(c, toks, o->pp);
             pp[r] = o->pp / (mc_time_s() - t0);
+            ppc[r] = o->pp / (cpu_time_s() - c0);
         }
         if (o->tg > 0) {
             mc_ctx_truncate(c, 0);
-            double t0 = mc_time_s();
+            double t0 = mc_time_s(), c0 = cpu_time_s();
             for (int i = 0; i < o->tg; i++)
                 decode(c, &toks[i], 1);
             tg[r] = o->tg / (mc_time_s() - t0);
+            tgc[r] = o->tg / (cpu_time_s() - c0);
         }
     }
     printf("{\n  \"engine\": \"mccom\",\n  \"model\": \"%s\",\n", o->model);
@@ -190,10 +203,14 @@ static int cmd_speed(const opts *o) {
         print_runs("pp_runs", pp, o->reps);
     if (o->tg > 0)
         print_runs("tg_runs", tg, o->reps);
+    printf("  \"pp_cpu_tok_s\": %.3f,\n", o->pp > 0 ? median(ppc, o->reps) : 0.0);
+    printf("  \"tg_cpu_tok_s\": %.3f,\n", o->tg > 0 ? median(tgc, o->reps) : 0.0);
     printf("  \"pp_tok_s\": %.3f,\n", o->pp > 0 ? median(pp, o->reps) : 0.0);
     printf("  \"tg_tok_s\": %.3f\n}\n", o->tg > 0 ? median(tg, o->reps) : 0.0);
     free(pp);
     free(tg);
+    free(ppc);
+    free(tgc);
     free(toks);
     mc_ctx_free(c);
     mc_model_free(m);

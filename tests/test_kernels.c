@@ -289,14 +289,53 @@ MC_TEST(kernels_activation_quantizer) {
     float d0;
     memcpy(&d0, ref + mc__align64(N), 4);
     CHECK(d0 == 1.0f);
+    size_t gstride = (N / 32 + 3) / 4 * MC__QGROUP_BYTES;
+    uint8_t *grp = aligned_alloc(64, gstride);
+    MC_REQUIRE(grp);
     for (int isa = MC_ISA_AVX2; isa < MC_ISA_COUNT; isa++) {
         const mc_kernels *k = mc_kernels_for(isa);
         if (!k)
             continue;
-        memset(got, 0, stride);
-        k->gemm->prep[MC__WT_Q8_0](x, got, N);
-        CHECK_MSG(!memcmp(ref, got, stride), "%s activation quantizer differs", k->name);
+        for (int slot = MC__WT_Q8_0; slot <= MC__WT_Q4_0; slot++) {
+            memset(got, 0, stride);
+            const int G = k->gemm->act_group[slot];
+            if (!G) {
+                k->gemm->prep[slot](x, got, N);
+            } else {
+                /* grouped layout (internal.h): check the correction and scale
+                 * lanes, and the zero tail, then unpack it to the flat one */
+                memset(grp, 0x55, gstride);
+                k->gemm->prep[slot](x, grp, N);
+                const int off = slot == MC__WT_Q8_0 ? 128 : 8;
+                for (int g = 0; g < (N / 32 + G - 1) / G; g++) {
+                    const uint8_t *rec = grp + (size_t)g * 64 * G;
+                    for (int l = 0; l < 4 * G; l++) {
+                        int b = G * g + l / 4;
+                        int32_t corr, sum = 0;
+                        float d;
+                        memcpy(&corr, rec + 32 * G + 4 * l, 4);
+                        memcpy(&d, rec + 48 * G + 4 * l, 4);
+                        for (int e = 0; e < 4; e++)
+                            sum += (int8_t)rec[4 * l + e] + (int8_t)rec[16 * G + 4 * l + e];
+                        CHECK_EQ_INT(corr, -off * sum);
+                        if (b >= N / 32) {
+                            CHECK(d == 0.0f && sum == 0);
+                            continue;
+                        }
+                        memcpy(got + mc__align64(N) + 4 * b, &d, 4);
+                        for (int e = 0; e < 4; e++) {
+                            int j = 4 * (l % 4) + e;
+                            got[32 * b + j] = rec[4 * l + e];
+                            got[32 * b + 16 + j] = rec[16 * G + 4 * l + e];
+                        }
+                    }
+                }
+            }
+            CHECK_MSG(!memcmp(ref, got, stride), "%s activation quantizer differs (slot %d)",
+                      k->name, slot);
+        }
     }
+    free(grp);
     free(ref);
     free(got);
 }
@@ -348,6 +387,99 @@ MC_TEST(kernels_vec_helpers_match_scalar) {
     CHECK(mc_kernels_for(-1) == NULL && mc_kernels_for(MC_ISA_COUNT) == NULL);
     CHECK_EQ_STR(mc_kernels_name(NULL), "none");
     fprintf(stderr, "best kernels: %s\n", mc_kernels_name(mc_kernels_best()));
+}
+
+/* The attention kernels against the scalar ones: F16 and F32 rows, head sizes
+ * with every kind of tail (below, at and past the vector widths), row counts
+ * around the four-row steps, a row stride wider than a row. Also: a score
+ * depends only on its row (the same bits whatever n is). */
+MC_TEST(kernels_kv_attention_match_scalar) {
+    enum { MAXN = 37, MAXHD = 130, STRIDE = 141 };
+    static float kf[MAXN * STRIDE], q[MAXHD], w[MAXN];
+    static uint16_t kh[MAXN * STRIDE];
+    for (int i = 0; i < MAXN * STRIDE; i++) {
+        kf[i] = rnd_f() * 2;
+        kh[i] = mc_fp32_to_fp16(rnd_f() * 2);
+    }
+    for (int i = 0; i < MAXHD; i++)
+        q[i] = rnd_f();
+    for (int i = 0; i < MAXN; i++)
+        w[i] = (rnd_f() + 1.0f) / MAXN;
+    static const int64_t hds[] = {1, 7, 8, 9, 16, 17, 33, 64, 80, 100, 128, 130};
+    static const int64_t ns[] = {0, 1, 2, 3, 4, 5, 8, 9, 31, MAXN};
+    const mc_kernels *ks = mc_kernels_for(MC_ISA_SCALAR);
+    for (int isa = MC_ISA_AVX2; isa < MC_ISA_COUNT; isa++) {
+        const mc_kernels *k = mc_kernels_for(isa);
+        if (!k)
+            continue;
+        for (int f16 = 0; f16 <= 1; f16++) {
+            const void *kv = f16 ? (const void *)kh : (const void *)kf;
+            for (size_t a = 0; a < MC_ARRAY_LEN(hds); a++) {
+                const int64_t hd = hds[a];
+                float full[MAXN];
+                k->kv_dot(MAXN, hd, kv, STRIDE, f16, q, full);
+                for (size_t b = 0; b < MC_ARRAY_LEN(ns); b++) {
+                    const int64_t n = ns[b];
+                    float s0[MAXN + 1], s1[MAXN + 1], y0[MAXHD + 1], y1[MAXHD + 1];
+                    s1[n] = y1[hd] = 12345.0f; /* sentinels: nothing written past the end */
+                    ks->kv_dot(n, hd, kv, STRIDE, f16, q, s0);
+                    k->kv_dot(n, hd, kv, STRIDE, f16, q, s1);
+                    for (int64_t p = 0; p < n; p++) {
+                        double mag = 0;
+                        for (int64_t i = 0; i < hd; i++)
+                            mag += fabs((double)q[i] * (f16 ? mc_fp16_to_fp32(kh[p * STRIDE + i])
+                                                            : kf[p * STRIDE + i]));
+                        CHECK_MSG(fabs(s1[p] - s0[p]) <= 1e-6 * mag + 1e-7,
+                                  "%s kv_dot f16=%d hd %lld n %lld: s[%lld] %g scalar %g", k->name,
+                                  f16, (long long)hd, (long long)n, (long long)p, s1[p], s0[p]);
+                        CHECK_MSG(!memcmp(&s1[p], &full[p], 4), "%s kv_dot: score %lld depends on n",
+                                  k->name, (long long)p);
+                    }
+                    CHECK(s1[n] == 12345.0f);
+                    ks->kv_sum(n, hd, kv, STRIDE, f16, w, y0);
+                    k->kv_sum(n, hd, kv, STRIDE, f16, w, y1);
+                    for (int64_t i = 0; i < hd; i++) {
+                        double mag = 0;
+                        for (int64_t p = 0; p < n; p++)
+                            mag += fabs((double)w[p] * (f16 ? mc_fp16_to_fp32(kh[p * STRIDE + i])
+                                                            : kf[p * STRIDE + i]));
+                        CHECK_MSG(fabs(y1[i] - y0[i]) <= 1e-6 * mag + 1e-7,
+                                  "%s kv_sum f16=%d hd %lld n %lld: out[%lld] %g scalar %g", k->name,
+                                  f16, (long long)hd, (long long)n, (long long)i, y1[i], y0[i]);
+                    }
+                    CHECK(y1[hd] == 12345.0f);
+                }
+            }
+        }
+    }
+}
+
+/* SwiGLU against the scalar table (libm expf): random gates over the whole
+ * useful range, the extremes where e^-x overflows or underflows, and every
+ * tail length; y may alias g. */
+MC_TEST(kernels_swiglu_matches_scalar) {
+    enum { N = 203 };
+    float g[N], u[N], y0[N], y1[N];
+    static const float special[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 87.0f, -87.0f, 88.5f, -88.5f,
+                                    89.5f, -89.5f, 100.0f, -100.0f, 200.0f, -200.0f, 1e30f, -1e30f};
+    for (int i = 0; i < N; i++) {
+        g[i] = i < (int)MC_ARRAY_LEN(special) ? special[i] : rnd_f() * 30.0f;
+        u[i] = rnd_f() * 2.0f;
+    }
+    const mc_kernels *ks = mc_kernels_for(MC_ISA_SCALAR);
+    for (int isa = MC_ISA_AVX2; isa < MC_ISA_COUNT; isa++) {
+        const mc_kernels *k = mc_kernels_for(isa);
+        if (!k)
+            continue;
+        for (int n = 0; n <= 40; n += (n < 20 ? 1 : 20)) {
+            ks->swiglu(n == 40 ? N : n, g, u, y0);
+            memcpy(y1, g, sizeof(g));
+            k->swiglu(n == 40 ? N : n, y1, u, y1);
+            for (int i = 0; i < (n == 40 ? N : n); i++)
+                CHECK_MSG(fabsf(y1[i] - y0[i]) <= 4e-7f * fabsf(y0[i]) + 1e-30f,
+                          "%s swiglu(%g) * %g = %.9g, scalar %.9g", k->name, g[i], u[i], y1[i], y0[i]);
+        }
+    }
 }
 
 /* ---- matmul ---------------------------------------------------------------------------- */
@@ -430,6 +562,16 @@ static void check_matmul(const mm_case *c, mc_pool *pool2, mc_pool *pool3) {
                                     k->name, c->wtype, (long long)n_out, (long long)n_in,
                                     (long long)n_tok, (long long)t, (long long)o, a, b);
             }
+        /* a token alone gives the bits it gets inside the batch (decode
+         * versus draft verification) */
+        for (int64_t t = 0; t < n_tok; t++) {
+            MC_REQUIRE(mc_matmul(k, NULL, c->wtype, W, n_out, n_in, X + t * n_in, 1, Y2, scratch,
+                                 ss) == 0);
+            CHECK_MSG(!memcmp(Y2, Y1 + t * n_out, (size_t)n_out * 4),
+                      "%s type %d %lldx%lldx%lld: token %lld alone differs from the batch",
+                      k->name, c->wtype, (long long)n_out, (long long)n_in, (long long)n_tok,
+                      (long long)t);
+        }
         mc_pool *pools[2] = {pool2, pool3};
         for (int pi = 0; pi < 2; pi++) {
             memset(Y2, 0xff, (size_t)(n_tok * n_out) * 4);
@@ -512,6 +654,65 @@ MC_TEST(kernels_matmul_quant_exact) {
         }
     }
     free(scratch);
+}
+
+/* mc_matmul_multi: each product is bitwise the lone mc_matmul's, on every ISA
+ * and pool, for matrices of uneven heights (ragged tiles in each). */
+MC_TEST(kernels_matmul_multi) {
+    enum { NI = 160, NT = 6, NM = 3 };
+    static const int64_t outs[NM] = {70, 1, 13};
+    static const int types[] = {MC_TYPE_F32, MC_TYPE_F16, MC_TYPE_BF16, MC_TYPE_Q8_0, MC_TYPE_Q4_0};
+    float X[NT * NI], tmp[NI];
+    for (int i = 0; i < NT * NI; i++)
+        X[i] = rnd_f();
+    mc_pool *p2 = NULL;
+    MC_REQUIRE(mc_pool_new(2, &p2) == 0);
+    for (size_t ti = 0; ti < MC_ARRAY_LEN(types); ti++) {
+        const int type = types[ti];
+        size_t row = mc_kernels_row_size(type, NI);
+        uint8_t *W[NM];
+        float *Y[NM], *Yref[NM];
+        mc_matmul_out mats[NM];
+        for (int m = 0; m < NM; m++) {
+            W[m] = malloc(row * (size_t)outs[m]);
+            Y[m] = malloc((size_t)(outs[m] * NT) * 4);
+            Yref[m] = malloc((size_t)(outs[m] * NT) * 4);
+            MC_REQUIRE(W[m] && Y[m] && Yref[m]);
+            for (int64_t o = 0; o < outs[m]; o++) {
+                for (int i = 0; i < NI; i++)
+                    tmp[i] = rnd_f();
+                MC_REQUIRE(mc_quantize_row(type, tmp, W[m] + (size_t)o * row, NI) == 0);
+            }
+            mats[m] = (mc_matmul_out){W[m], outs[m], Y[m]};
+        }
+        size_t ss = mc_matmul_scratch_size(type, NI, NT);
+        void *scratch = ss ? malloc(ss) : NULL;
+        for (int isa = 0; isa < MC_ISA_COUNT; isa++) {
+            const mc_kernels *k = mc_kernels_for(isa);
+            if (!k)
+                continue;
+            for (int m = 0; m < NM; m++)
+                MC_REQUIRE(mc_matmul(k, NULL, type, W[m], outs[m], NI, X, NT, Yref[m], scratch, ss) == 0);
+            for (int pi = 0; pi < 2; pi++) {
+                for (int m = 0; m < NM; m++)
+                    memset(Y[m], 0xff, (size_t)(outs[m] * NT) * 4);
+                MC_REQUIRE(mc_matmul_multi(k, pi ? p2 : NULL, type, NM, mats, NI, X, NT, scratch, ss) == 0);
+                for (int m = 0; m < NM; m++)
+                    CHECK_MSG(!memcmp(Y[m], Yref[m], (size_t)(outs[m] * NT) * 4),
+                              "%s type %d matrix %d differs", k->name, type, m);
+            }
+        }
+        CHECK_EQ_INT(mc_matmul_multi(NULL, NULL, type, 0, mats, NI, X, NT, scratch, ss), MC_EINVAL);
+        CHECK_EQ_INT(mc_matmul_multi(NULL, NULL, type, MC_MATMUL_MAX + 1, mats, NI, X, NT, scratch, ss),
+                     MC_EINVAL);
+        for (int m = 0; m < NM; m++) {
+            free(W[m]);
+            free(Y[m]);
+            free(Yref[m]);
+        }
+        free(scratch);
+    }
+    mc_pool_free(p2);
 }
 
 MC_TEST(kernels_matmul_errors) {

@@ -3,6 +3,7 @@
  * greedy outputs token for token and its logits within 1e-4; and the engine's
  * own invariants (batched == sequential, prefix reuse == fresh, rollback). */
 #include "mccom/convert.h"
+#include "mccom/kernels.h"
 #include "mccom/model.h"
 #include "test.h"
 
@@ -320,3 +321,73 @@ MC_TEST(model_quantized_stories_keep_greedy_tokens) {
     mc_ctx_free(c);
     mc_model_free(m);
 }
+
+/* Speculative decoding's guarantee rests on this: a position's logits are bitwise the
+ * same whether its token is decoded alone or inside a batch (draft verification), for
+ * every weight type and both KV cache types, on the ISA the test names (each test runs
+ * in a fresh process, so MCCOM_ISA set here caps the kernels the contexts pick). The
+ * batches are uneven on purpose (n_batch 16 over 45 tokens, then a 7-token draft) so
+ * that full and ragged register tiles both occur. */
+static void check_batch_bitwise(const char *isa) {
+    setenv("MCCOM_ISA", isa, 1);
+    const mc_kernels *k = mc_kernels_best();
+    if (strncmp(mc_kernels_name(k), isa, strlen(isa)) != 0)
+        MC_SKIP("this CPU lacks the ISA");
+    const char *f32 = convert_stories();
+    static const int types[] = {MC_TYPE_F32, MC_TYPE_F16, MC_TYPE_Q8_0, MC_TYPE_Q4_0};
+    enum { N = 45, N_PREFIX = 30, N_DRAFT = 7 };
+    int32_t toks[N];
+    for (int i = 0; i < N; i++)
+        toks[i] = 3 + (i * 53) % 500;
+    toks[0] = 1;
+    mc_err err;
+    for (size_t ti = 0; ti < MC_ARRAY_LEN(types); ti++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/bw%zu.gguf", mc_test_tmpdir(), ti);
+        if (types[ti] == MC_TYPE_F32)
+            snprintf(path, sizeof path, "%s", f32);
+        else
+            MC_REQUIRE(mc_quantize_file(f32, path, types[ti], NULL, NULL, &err) == 0);
+        mc_model *m;
+        MC_REQUIRE(mc_model_load(path, &m, &err) == 0);
+        const int V = mc_model_hparams(m)->n_vocab;
+        for (int kv32 = 0; kv32 <= 1; kv32++) {
+            mc_ctx_params p = mc_ctx_params_default();
+            p.kv_f32 = kv32;
+            p.n_batch = 16;
+            p.n_threads = 2;
+            mc_ctx *batch, *seq;
+            MC_REQUIRE(mc_ctx_new(m, &p, &batch, &err) == 0);
+            MC_REQUIRE(mc_ctx_new(m, &p, &seq, &err) == 0);
+            MC_REQUIRE(mc_ctx_decode(batch, toks, N, 1, &err) == 0);
+            int n_diff = 0, first = -1;
+            for (int i = 0; i < N; i++) {
+                MC_REQUIRE(mc_ctx_decode(seq, toks + i, 1, 0, &err) == 0);
+                if (memcmp(mc_ctx_logits_last(seq), mc_ctx_logits(batch, i), (size_t)V * 4)) {
+                    n_diff++;
+                    if (first < 0)
+                        first = i;
+                }
+            }
+            CHECK_MSG(n_diff == 0, "%s %s, kv %s: %d of %d positions differ (first %d)", isa,
+                      mc_ggml_type_name(types[ti]), kv32 ? "f32" : "f16", n_diff, N, first);
+            /* a draft verified on top of a cached prefix */
+            mc_ctx_truncate(batch, N_PREFIX);
+            MC_REQUIRE(mc_ctx_decode(batch, toks + N_PREFIX, N_DRAFT, 1, &err) == 0);
+            mc_ctx_truncate(seq, N_PREFIX);
+            for (int i = 0; i < N_DRAFT; i++) {
+                MC_REQUIRE(mc_ctx_decode(seq, toks + N_PREFIX + i, 1, 0, &err) == 0);
+                CHECK_MSG(!memcmp(mc_ctx_logits_last(seq), mc_ctx_logits(batch, i), (size_t)V * 4),
+                          "%s %s, kv %s: draft position %d differs", isa,
+                          mc_ggml_type_name(types[ti]), kv32 ? "f32" : "f16", i);
+            }
+            mc_ctx_free(batch);
+            mc_ctx_free(seq);
+        }
+        mc_model_free(m);
+    }
+}
+
+MC_TEST(model_batch_bitwise_equals_decode_scalar) { check_batch_bitwise("scalar"); }
+MC_TEST(model_batch_bitwise_equals_decode_avx2) { check_batch_bitwise("avx2"); }
+MC_TEST(model_batch_bitwise_equals_decode_avx512) { check_batch_bitwise("avx512"); }

@@ -184,6 +184,21 @@ typedef struct mc_kernels {
     void (*vec_axpy_f32)(int64_t n, float alpha, const float *x, float *y);
     /* y[i] += alpha*fp16(x[i]) — attention output against an F16 V cache */
     void (*vec_axpy_f16)(int64_t n, float alpha, const uint16_t *x, float *y);
+    /* Attention over n cached rows of hd elements, row p at kv + p*stride
+     * elements, F16 if f16 else F32 (q, w, s, out are F32):
+     * kv_dot: s[p] = sum_i row_p[i] * q[i] for p < n (the scores);
+     * kv_sum: out[i] = sum_p w[p] * row_p[i] for i < hd, overwritten (the
+     * weighted values). s[p] depends only on row p and q, out only on the n
+     * rows and w: never on how the caller batches its queries. */
+    void (*kv_dot)(int64_t n, int64_t hd, const void *kv, int64_t stride, int f16, const float *q,
+                   float *s);
+    void (*kv_sum)(int64_t n, int64_t hd, const void *kv, int64_t stride, int f16, const float *w,
+                   float *out);
+    /* y[i] = silu(g[i]) * u[i] with silu(x) = x / (1 + e^-x) (SwiGLU). The
+     * scalar table uses libm's expf; the SIMD ones their own e^x (as ggml
+     * has its own), within 4e-7 relative of the scalar result. y may alias g
+     * or u. */
+    void (*swiglu)(int64_t n, const float *g, const float *u, float *y);
     /* row conversions, bit-exact with the scalar ones above */
     void (*fp16_to_fp32_row)(const uint16_t *x, float *y, int64_t n);
     void (*fp32_to_fp16_row)(const float *x, uint16_t *y, int64_t n);
@@ -221,9 +236,11 @@ size_t mc_matmul_scratch_size(int wtype, int64_t n_in, int64_t n_tok);
  * for o < n_out, t < n_tok.
  *   k       kernel table (NULL = mc_kernels_best()).
  *   pool    threads to use (NULL = the caller alone). Rows of W are split in
- *           chunks over the pool; for n_tok > 1 each thread works on tiles of
- *           several rows x several tokens so a weight row is read once per
- *           tile of tokens.
+ *           chunks over the pool; each thread works on tiles of four rows x
+ *           several tokens so a weight row is read once per tile of tokens.
+ *           Each output is accumulated on its own in a fixed order, so Y does
+ *           not depend on the pool, on n_tok or on a token's place in X:
+ *           row t of a batch is bitwise the result of X's row t alone.
  *   wtype   F32, F16, BF16, Q8_0 or Q4_0 (ggml type ids, gguf.h).
  *   W       the GGUF tensor data, ne[0] = n_in contiguous: row o at byte
  *           offset o * mc_kernels_row_size(wtype, n_in). Any alignment.
@@ -240,5 +257,26 @@ size_t mc_matmul_scratch_size(int wtype, int64_t n_in, int64_t n_tok);
 int mc_matmul(const mc_kernels *k, mc_pool *pool, int wtype, const void *W, int64_t n_out,
               int64_t n_in, const float *X, int64_t n_tok, float *Y, void *scratch,
               size_t scratch_size);
+
+/* One matrix of an mc_matmul_multi call. */
+typedef struct mc_matmul_out {
+    const void *W;   /* GGUF tensor data: n_out rows of n_in (as mc_matmul's W) */
+    int64_t n_out;
+    float *Y;        /* (n_tok, n_out), overwritten */
+} mc_matmul_out;
+
+#define MC_MATMUL_MAX 8 /* matrices per mc_matmul_multi call */
+
+/* Several products of the same activations, Y_m = X · W_mᵀ for m < n_mats,
+ * all weights of type wtype and width n_in: the activations are prepared once
+ * and the rows of every matrix are spread over the pool in one run (one
+ * dispatch instead of n_mats; a decode step runs Q, K, V and gate, up this
+ * way). Y_m is bitwise what mc_matmul(..., W_m, n_out_m, ...) gives. The
+ * scratch is mc_matmul_scratch_size(wtype, n_in, n_tok) as for one matrix.
+ * Same errors as mc_matmul, and MC_EINVAL for n_mats outside
+ * 1..MC_MATMUL_MAX; every Y_m untouched on error. */
+int mc_matmul_multi(const mc_kernels *k, mc_pool *pool, int wtype, int n_mats,
+                    const mc_matmul_out *mats, int64_t n_in, const float *X, int64_t n_tok,
+                    void *scratch, size_t scratch_size);
 
 #endif

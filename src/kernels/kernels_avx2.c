@@ -3,14 +3,16 @@
  * gemm tiles are 4 rows x 2 tokens of 256-bit accumulators (16 ymm registers
  * do not fit more; 4 x 1 for decode). Int8 dot products use vpmaddubsw, which multiplies
  * unsigned by signed bytes: Q8_0 weights go through the sign trick
- * (|w| * sign(x, w)); Q4_0 nibbles are already unsigned, and the -8 offset is
- * subtracted once per token as 8 * sum(x), computed with the same
- * instructions, so every block sum is the exact integer the scalar oracle
- * computes. Only the f32 accumulation order differs from kernels_scalar.c.
+ * (|w| * sign(x, w)), a block at a time; Q4_0 nibbles are already unsigned and
+ * go two blocks at a time against grouped activations (internal.h), whose
+ * per-token correction restores the -8 offset. Every block's integer sum is
+ * the exact integer the scalar oracle computes; only the f32 accumulation
+ * order differs from kernels_scalar.c.
  */
 #include "internal.h"
 
 #include <immintrin.h>
+#include <math.h>
 
 #define AI static inline __attribute__((always_inline))
 
@@ -76,6 +78,141 @@ static void vec_axpy_f16(int64_t n, float alpha, const uint16_t *x, float *y) {
         y[i] += alpha * mc_fp16_to_fp32(x[i]);
 }
 
+/* ---- attention ------------------------------------------------------------------------ */
+
+AI __m256 load_kv8(const void *kv, int64_t i, const int f16) {
+    if (f16)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)kv + i)));
+    return _mm256_loadu_ps((const float *)kv + i);
+}
+
+AI float load_kv1(const void *kv, int64_t i, const int f16) {
+    return f16 ? mc_fp16_to_fp32(((const uint16_t *)kv)[i]) : ((const float *)kv)[i];
+}
+
+/* One row at a time: two FMA chains over 16 elements, then the scalar tail. */
+AI void kv_dot_t(int64_t n, int64_t hd, const void *kv, int64_t stride, const float *q, float *s,
+                 const int f16) {
+    for (int64_t p = 0; p < n; p++) {
+        const int64_t o = p * stride;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+        int64_t i = 0;
+        for (; i + 16 <= hd; i += 16) {
+            a0 = _mm256_fmadd_ps(load_kv8(kv, o + i, f16), _mm256_loadu_ps(q + i), a0);
+            a1 = _mm256_fmadd_ps(load_kv8(kv, o + i + 8, f16), _mm256_loadu_ps(q + i + 8), a1);
+        }
+        if (i + 8 <= hd) {
+            a0 = _mm256_fmadd_ps(load_kv8(kv, o + i, f16), _mm256_loadu_ps(q + i), a0);
+            i += 8;
+        }
+        float acc = hsum256(_mm256_add_ps(a0, a1));
+        for (; i < hd; i++)
+            acc += load_kv1(kv, o + i, f16) * q[i];
+        s[p] = acc;
+    }
+}
+
+static void kv_dot(int64_t n, int64_t hd, const void *kv, int64_t stride, int f16, const float *q,
+                   float *s) {
+    if (f16)
+        kv_dot_t(n, hd, kv, stride, q, s, 1);
+    else
+        kv_dot_t(n, hd, kv, stride, q, s, 0);
+}
+
+/* 32 output elements at a time in registers (even and odd rows in two sets
+ * of accumulators), 8 at a time after that, then a scalar tail. */
+AI void kv_sum_t(int64_t n, int64_t hd, const void *kv, int64_t stride, const float *w, float *out,
+                 const int f16) {
+    int64_t i = 0;
+    for (; i + 32 <= hd; i += 32) {
+        __m256 e0 = _mm256_setzero_ps(), e1 = e0, e2 = e0, e3 = e0, o0 = e0, o1 = e0, o2 = e0, o3 = e0;
+        int64_t p = 0;
+        for (; p + 2 <= n; p += 2) {
+            const int64_t r0 = p * stride + i, r1 = r0 + stride;
+            const __m256 w0 = _mm256_set1_ps(w[p]), w1 = _mm256_set1_ps(w[p + 1]);
+            e0 = _mm256_fmadd_ps(w0, load_kv8(kv, r0, f16), e0);
+            e1 = _mm256_fmadd_ps(w0, load_kv8(kv, r0 + 8, f16), e1);
+            e2 = _mm256_fmadd_ps(w0, load_kv8(kv, r0 + 16, f16), e2);
+            e3 = _mm256_fmadd_ps(w0, load_kv8(kv, r0 + 24, f16), e3);
+            o0 = _mm256_fmadd_ps(w1, load_kv8(kv, r1, f16), o0);
+            o1 = _mm256_fmadd_ps(w1, load_kv8(kv, r1 + 8, f16), o1);
+            o2 = _mm256_fmadd_ps(w1, load_kv8(kv, r1 + 16, f16), o2);
+            o3 = _mm256_fmadd_ps(w1, load_kv8(kv, r1 + 24, f16), o3);
+        }
+        if (p < n) {
+            const int64_t r0 = p * stride + i;
+            const __m256 w0 = _mm256_set1_ps(w[p]);
+            e0 = _mm256_fmadd_ps(w0, load_kv8(kv, r0, f16), e0);
+            e1 = _mm256_fmadd_ps(w0, load_kv8(kv, r0 + 8, f16), e1);
+            e2 = _mm256_fmadd_ps(w0, load_kv8(kv, r0 + 16, f16), e2);
+            e3 = _mm256_fmadd_ps(w0, load_kv8(kv, r0 + 24, f16), e3);
+        }
+        _mm256_storeu_ps(out + i, _mm256_add_ps(e0, o0));
+        _mm256_storeu_ps(out + i + 8, _mm256_add_ps(e1, o1));
+        _mm256_storeu_ps(out + i + 16, _mm256_add_ps(e2, o2));
+        _mm256_storeu_ps(out + i + 24, _mm256_add_ps(e3, o3));
+    }
+    for (; i + 8 <= hd; i += 8) {
+        __m256 e = _mm256_setzero_ps();
+        for (int64_t p = 0; p < n; p++)
+            e = _mm256_fmadd_ps(_mm256_set1_ps(w[p]), load_kv8(kv, p * stride + i, f16), e);
+        _mm256_storeu_ps(out + i, e);
+    }
+    for (; i < hd; i++) {
+        float acc = 0.0f;
+        for (int64_t p = 0; p < n; p++)
+            acc += w[p] * load_kv1(kv, p * stride + i, f16);
+        out[i] = acc;
+    }
+}
+
+static void kv_sum(int64_t n, int64_t hd, const void *kv, int64_t stride, int f16, const float *w,
+                   float *out) {
+    if (f16)
+        kv_sum_t(n, hd, kv, stride, w, out, 1);
+    else
+        kv_sum_t(n, hd, kv, stride, w, out, 0);
+}
+
+/* ---- SwiGLU --------------------------------------------------------------------------- */
+
+/* e^x as 2^n * e^r (see kernels_avx512.c), 2^n built in the exponent bits;
+ * x is clamped to [-87.3, 88.7] so that n stays in [-126, 127], and above
+ * 88.7 the result is inf, as expf's. (Below -87.3 it is 1e-38 instead of a
+ * denormal or 0: 1 + e^x is 1 either way.) */
+AI __m256 exp256(__m256 x0) {
+    const __m256 big = _mm256_cmp_ps(x0, _mm256_set1_ps(88.7f), _CMP_GT_OQ);
+    __m256 x = _mm256_min_ps(_mm256_max_ps(x0, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.7f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    n = _mm256_min_ps(n, _mm256_set1_ps(127.0f));
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_blendv_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), _mm256_set1_ps(INFINITY), big);
+}
+
+static void swiglu(int64_t n, const float *g, const float *u, float *y) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 gv = _mm256_loadu_ps(g + i);
+        const __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), gv));
+        const __m256 s = _mm256_div_ps(gv, _mm256_add_ps(one, e));
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(s, _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; i++)
+        y[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
 static void fp16_to_fp32_row(const uint16_t *x, float *y, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -102,35 +239,61 @@ static void fp32_to_fp16_row(const float *x, uint16_t *y, int64_t n) {
 
 /* ---- activation preparation -------------------------------------------------------- */
 
+/* One block of 32 activations as ggml-cpu's x86 quantize_row_q8_0: the 32
+ * int8 in order to *q, the binary16-rounded scale to *d. */
+AI void quantize_block(const float *xb, __m256i *q, float *d) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 v[4], m = _mm256_setzero_ps();
+    for (int k = 0; k < 4; k++) {
+        v[k] = _mm256_loadu_ps(xb + 8 * k);
+        m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[k]));
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float amax = _mm_cvtss_f32(m4);
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    *d = mc_fp16_to_fp32(mc_fp32_to_fp16(amax / 127.0f));
+    const __m256 mul = _mm256_set1_ps(id);
+    __m256i qi[4];
+    for (int k = 0; k < 4; k++)
+        qi[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], mul),
+                                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    /* pack 32 int32 -> 32 int8 (in-lane packs, then fix the lane order) */
+    __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(qi[0], qi[1]), _mm256_packs_epi32(qi[2], qi[3]));
+    *q = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/* Flat layout (Q8_0 weights). */
 static void quantize_act_q8_0(const float *x, void *dst, int64_t n_in) {
     int8_t *qs = dst;
     float *ds = (float *)((uint8_t *)dst + mc__align64((size_t)n_in));
-    const __m256 sign = _mm256_set1_ps(-0.0f);
     for (int64_t b = 0; b < n_in / 32; b++) {
-        const float *xb = x + b * 32;
-        __m256 v[4], m = _mm256_setzero_ps();
-        for (int k = 0; k < 4; k++) {
-            v[k] = _mm256_loadu_ps(xb + 8 * k);
-            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[k]));
-        }
-        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-        const float amax = _mm_cvtss_f32(m4);
-        const float d = amax / 127.0f;
-        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-        ds[b] = mc_fp16_to_fp32(mc_fp32_to_fp16(d));
-        const __m256 mul = _mm256_set1_ps(id);
-        __m256i q[4];
-        for (int k = 0; k < 4; k++)
-            q[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], mul),
-                                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-        /* pack 32 int32 -> 32 int8 (in-lane packs, then fix the lane order) */
-        __m256i p01 = _mm256_packs_epi32(q[0], q[1]);
-        __m256i p23 = _mm256_packs_epi32(q[2], q[3]);
-        __m256i p = _mm256_packs_epi16(p01, p23);
-        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-        _mm256_storeu_si256((__m256i *)(qs + b * 32), p);
+        __m256i q;
+        quantize_block(x + b * 32, &q, &ds[b]);
+        _mm256_storeu_si256((__m256i *)(qs + b * 32), q);
+    }
+}
+
+/* Grouped layout, two blocks a group (Q4_0 weights): see internal.h. */
+static void prep_q4_0(const float *x, void *dst, int64_t n_in) {
+    const int64_t nb = n_in / 32;
+    uint8_t *g = dst;
+    const __m256i eight = _mm256_set1_epi8(8), ones = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < nb; b += 2, g += 128) {
+        __m256i q0, q1 = _mm256_setzero_si256();
+        float d0, d1 = 0.0f;
+        quantize_block(x + b * 32, &q0, &d0);
+        if (b + 1 < nb)
+            quantize_block(x + (b + 1) * 32, &q1, &d1);
+        __m256i lo = _mm256_permute2x128_si256(q0, q1, 0x20);
+        __m256i hi = _mm256_permute2x128_si256(q0, q1, 0x31);
+        __m256i sum = _mm256_madd_epi16(
+            _mm256_add_epi16(_mm256_maddubs_epi16(eight, lo), _mm256_maddubs_epi16(eight, hi)), ones);
+        _mm256_storeu_si256((__m256i *)g, lo);
+        _mm256_storeu_si256((__m256i *)(g + 32), hi);
+        _mm256_storeu_si256((__m256i *)(g + 64), _mm256_sub_epi32(_mm256_setzero_si256(), sum));
+        _mm256_storeu_ps((float *)(g + 96), _mm256_setr_ps(d0, d0, d0, d0, d1, d1, d1, d1));
     }
 }
 
@@ -157,7 +320,7 @@ typedef struct tile_ptrs {
 
 AI void tile_setup(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt, tile_ptrs *p) {
     for (int i = 0; i < 4; i++)
-        p->w[i] = a->W + (size_t)(r + MC_MIN(i, nr - 1)) * a->w_row;
+        p->w[i] = a->W + (size_t)(r + MC_MIN(i, nr - 1) * a->row_step) * a->w_row;
     for (int j = 0; j < 2; j++)
         p->x[j] = a->act + (size_t)(t + MC_MIN(j, nt - 1)) * a->act_stride;
 }
@@ -188,7 +351,7 @@ AI float load_w1(const uint8_t *w, int64_t i, int kind) {
         float v_ = hsum256(a##i##j);                                                   \
         for (int64_t kk = k; kk < n; kk++)                                             \
             v_ += load_w1(p.w[i], kk, kind) * ((const float *)p.x[j])[kk];             \
-        a->Y[(t + j) * a->n_out + r + i] = v_;                                         \
+        a->Y[(t + j) * a->n_out + r + i * a->row_step] = v_;                                         \
     }
 
 #define F_ROW(i)                                                  \
@@ -219,60 +382,47 @@ AI void tile_float(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt,
     F_STORE1(2, 0) F_STORE1(2, 1) F_STORE1(3, 0) F_STORE1(3, 1)
 }
 
-/* Quantized weights: q4 = 0 for Q8_0, 1 for Q4_0. Row i of block b: the
- * (unsigned) weight bytes, the signed bytes (Q8_0 sign trick) and the scale. */
-AI void q_load_row(const uint8_t *row, int64_t b, int q4, __m256i *wu, __m256i *ws, __m256 *dw) {
-    const size_t bsz = q4 ? sizeof(mc_block_q4_0) : sizeof(mc_block_q8_0);
-    const uint8_t *blk = row + (size_t)b * bsz;
+/* Q8_0 weights, one block at a time, flat activations. Row i of block b: the
+ * unsigned weight bytes |w|, the signed ones (for the sign trick) and d. */
+AI void q8_load_row(const uint8_t *row, int64_t b, __m256i *wu, __m256i *ws, __m256 *dw) {
+    const uint8_t *blk = row + (size_t)b * sizeof(mc_block_q8_0);
     uint16_t dh;
     memcpy(&dh, blk, 2);
     *dw = _mm256_set1_ps(_cvtsh_ss(dh));
-    if (q4) {
-        __m128i q = _mm_loadu_si128((const __m128i *)(blk + 2));
-        *wu = _mm256_and_si256(
-            _mm256_insertf128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1),
-            _mm256_set1_epi8(0x0f));
-        *ws = *wu;
-    } else {
-        *ws = _mm256_loadu_si256((const __m256i *)(blk + 2));
-        *wu = _mm256_sign_epi8(*ws, *ws);
-    }
+    *ws = _mm256_loadu_si256((const __m256i *)(blk + 2));
+    *wu = _mm256_sign_epi8(*ws, *ws);
 }
 
-#define Q_MAC(i, j)                                                                              \
-    do {                                                                                         \
-        __m256i si_;                                                                             \
-        if (q4)                                                                                  \
-            si_ = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(u##i, x##j), ones),   \
-                                   c##j);                                                        \
-        else                                                                                     \
-            si_ = _mm256_madd_epi16(_mm256_maddubs_epi16(u##i, _mm256_sign_epi8(x##j, s##i)),   \
-                                    ones);                                                       \
-        a##i##j = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si_), _mm256_mul_ps(d##i, dx##j), a##i##j); \
+#define Q8_MAC(i, j)                                                                              \
+    do {                                                                                          \
+        __m256i si_ = _mm256_madd_epi16(_mm256_maddubs_epi16(u##i, _mm256_sign_epi8(x##j, s##i)), \
+                                        ones);                                                    \
+        a##i##j = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si_), _mm256_mul_ps(d##i, dx##j), a##i##j);  \
     } while (0)
 
-#define Q_ROW(i)                                  \
-    do {                                          \
-        __m256i u##i, s##i;                       \
-        __m256 d##i;                              \
-        q_load_row(p.w[i], b, q4, &u##i, &s##i, &d##i); \
-        Q_MAC(i, 0);                              \
-        if (NT2)                                  \
-            Q_MAC(i, 1);                          \
+#define Q8_ROW(i)                                  \
+    do {                                           \
+        __m256i u##i, s##i;                        \
+        __m256 d##i;                               \
+        q8_load_row(p.w[i], b, &u##i, &s##i, &d##i); \
+        Q8_MAC(i, 0);                              \
+        if (NT2)                                   \
+            Q8_MAC(i, 1);                          \
     } while (0)
 
 #define Q_STORE1(i, j)                                                      \
     if (i < nr && j < nt)                                                   \
-        a->Y[(t + j) * a->n_out + r + i] = hsum256(a##i##j);
+        a->Y[(t + j) * a->n_out + r + i * a->row_step] = hsum256(a##i##j);
+#define Q_STORE_ALL                                                                 \
+    Q_STORE1(0, 0) Q_STORE1(0, 1) Q_STORE1(1, 0) Q_STORE1(1, 1)                     \
+    Q_STORE1(2, 0) Q_STORE1(2, 1) Q_STORE1(3, 0) Q_STORE1(3, 1)
 
-AI void tile_quant(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt, int q4,
-                   const int NT2) {
+AI void tile_q8(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt, const int NT2) {
     tile_ptrs p;
     tile_setup(a, r, t, nr, nt, &p);
     const int64_t nb = a->n_in / 32;
     const size_t doff = mc__align64((size_t)a->n_in);
     const __m256i ones = _mm256_set1_epi16(1);
-    const __m256i eight = _mm256_set1_epi8(8);
     ACC_DECL;
     for (int64_t b = 0; b < nb; b++) {
         __m256i x0 = _mm256_loadu_si256((const __m256i *)(p.x[0] + b * 32)), x1 = x0;
@@ -281,26 +431,88 @@ AI void tile_quant(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt,
             x1 = _mm256_loadu_si256((const __m256i *)(p.x[1] + b * 32));
             dx1 = _mm256_broadcast_ss((const float *)(p.x[1] + doff) + b);
         }
-        __m256i c0 = _mm256_setzero_si256(), c1 = c0;
-        if (q4) {
-            c0 = _mm256_madd_epi16(_mm256_maddubs_epi16(eight, x0), ones);
-            if (NT2)
-                c1 = _mm256_madd_epi16(_mm256_maddubs_epi16(eight, x1), ones);
-        }
-        Q_ROW(0);
-        Q_ROW(1);
-        Q_ROW(2);
-        Q_ROW(3);
+        Q8_ROW(0);
+        Q8_ROW(1);
+        Q8_ROW(2);
+        Q8_ROW(3);
     }
-    Q_STORE1(0, 0) Q_STORE1(0, 1) Q_STORE1(1, 0) Q_STORE1(1, 1)
-    Q_STORE1(2, 0) Q_STORE1(2, 1) Q_STORE1(3, 0) Q_STORE1(3, 1)
+    Q_STORE_ALL
+}
+
+/* Q4_0 weights, two blocks a group, grouped activations (internal.h): the
+ * nibbles are unsigned already, so vpmaddubsw takes them as they are; the -8
+ * comes back through the token's correction. Row by row within the tile, so
+ * that the 8 accumulators, a row's 3 vectors and the constants fit in 16
+ * registers (the tokens' vectors are memory operands). */
+AI void q4_group(const uint8_t *row, int64_t g, int two, __m256i *lo, __m256i *hi, __m256 *ds) {
+    const uint8_t *b0 = row + (size_t)g * 2 * sizeof(mc_block_q4_0);
+    uint16_t h0, h1 = 0;
+    memcpy(&h0, b0, 2);
+    __m128i q1 = _mm_setzero_si128();
+    if (two) {
+        memcpy(&h1, b0 + 18, 2);
+        q1 = _mm_loadu_si128((const __m128i *)(b0 + 20));
+    }
+    __m256i q = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(b0 + 2))), q1, 1);
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    *lo = _mm256_and_si256(q, m4);
+    *hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+    *ds = _mm256_cvtph_ps(_mm_unpacklo_epi64(_mm_set1_epi16((short)h0), _mm_set1_epi16((short)h1)));
+}
+
+#define Q4_MAC(i, j)                                                                           \
+    do {                                                                                       \
+        const uint8_t *x_ = p.x[j] + (size_t)g * 128;                                          \
+        __m256i s_ = _mm256_add_epi16(                                                         \
+            _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)x_)),                 \
+            _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(x_ + 32))));         \
+        s_ = _mm256_add_epi32(_mm256_madd_epi16(s_, ones),                                     \
+                              _mm256_loadu_si256((const __m256i *)(x_ + 64)));                 \
+        a##i##j = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s_),                                      \
+                                  _mm256_mul_ps(ds, _mm256_loadu_ps((const float *)(x_ + 96))), \
+                                  a##i##j);                                                    \
+    } while (0)
+
+#define Q4_ROW(i)                                 \
+    do {                                          \
+        __m256i lo, hi;                           \
+        __m256 ds;                                \
+        q4_group(p.w[i], g, two, &lo, &hi, &ds);  \
+        Q4_MAC(i, 0);                             \
+        if (NT2)                                  \
+            Q4_MAC(i, 1);                         \
+    } while (0)
+
+AI void tile_q4(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt, const int NT2) {
+    tile_ptrs p;
+    tile_setup(a, r, t, nr, nt, &p);
+    const int64_t nb = a->n_in / 32;
+    const __m256i ones = _mm256_set1_epi16(1);
+    ACC_DECL;
+    int64_t g = 0;
+    for (; 2 * g + 2 <= nb; g++) {
+        const int two = 1;
+        Q4_ROW(0);
+        Q4_ROW(1);
+        Q4_ROW(2);
+        Q4_ROW(3);
+    }
+    if (2 * g < nb) {
+        const int two = 0;
+        Q4_ROW(0);
+        Q4_ROW(1);
+        Q4_ROW(2);
+        Q4_ROW(3);
+    }
+    Q_STORE_ALL
 }
 
 #define DEFINE_GEMM(name, call)                                                        \
     static void name(const mc__gemm_args *a, int64_t r0, int64_t r1, int64_t t0,       \
                      int64_t t1) {                                                     \
-        for (int64_t r = r0; r < r1; r += 4) {                                         \
-            const int nr = (int)MC_MIN(4, r1 - r);                                     \
+        for (int64_t r = r0; r < r1; r++) {                                            \
+            const int nr = (int)MC_MIN(4, (a->n_out - 1 - r) / a->row_step + 1);       \
             for (int64_t t = t0; t < t1; t += 2) {                                     \
                 const int nt = (int)MC_MIN(2, t1 - t);                                 \
                 if (nt == 1)                                                           \
@@ -314,8 +526,8 @@ AI void tile_quant(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt,
 #define CALL_F32(NT2) tile_float(a, r, t, nr, nt, 0, NT2)
 #define CALL_F16(NT2) tile_float(a, r, t, nr, nt, 1, NT2)
 #define CALL_BF16(NT2) tile_float(a, r, t, nr, nt, 2, NT2)
-#define CALL_Q8(NT2) tile_quant(a, r, t, nr, nt, 0, NT2)
-#define CALL_Q4(NT2) tile_quant(a, r, t, nr, nt, 1, NT2)
+#define CALL_Q8(NT2) tile_q8(a, r, t, nr, nt, NT2)
+#define CALL_Q4(NT2) tile_q4(a, r, t, nr, nt, NT2)
 
 DEFINE_GEMM(gemm_f32, CALL_F32)
 DEFINE_GEMM(gemm_f16, CALL_F16)
@@ -324,9 +536,10 @@ DEFINE_GEMM(gemm_q8_0, CALL_Q8)
 DEFINE_GEMM(gemm_q4_0, CALL_Q4)
 
 static const struct mc__gemm_ops gemm_avx2 = {
-    .prep = {NULL, round_f16_row, mc__round_bf16_row, quantize_act_q8_0, quantize_act_q8_0},
+    .prep = {NULL, round_f16_row, mc__round_bf16_row, quantize_act_q8_0, prep_q4_0},
     .gemm = {gemm_f32, gemm_f16, gemm_bf16, gemm_q8_0, gemm_q4_0},
     .act_bf16 = 0,
+    .act_group = {[MC__WT_Q4_0] = 2},
 };
 
 const mc_kernels mc__kernels_avx2 = {
@@ -336,6 +549,9 @@ const mc_kernels mc__kernels_avx2 = {
     .vec_dot_f16_f32 = vec_dot_f16_f32,
     .vec_axpy_f32 = vec_axpy_f32,
     .vec_axpy_f16 = vec_axpy_f16,
+    .kv_dot = kv_dot,
+    .kv_sum = kv_sum,
+    .swiglu = swiglu,
     .fp16_to_fp32_row = fp16_to_fp32_row,
     .fp32_to_fp16_row = fp32_to_fp16_row,
     .gemm = &gemm_avx2,

@@ -1,18 +1,20 @@
 /* kernels_avx512.c — AVX-512 F/BW/VL/DQ + VNNI kernels, with AVX512-BF16
  * for BF16 weights where the CPU has it (two tables, chosen in kernels.c).
  *
- * gemm tiles are 4 rows x 4 tokens of 512-bit accumulators. Int8 dot products
- * use vpdpbusd (unsigned x signed bytes, summed in fours into int32). The
- * weights are made unsigned by an offset, the way the dot product is then
- * corrected is exact and shared by the 4 rows of a tile:
+ * gemm tiles are 4 rows (a quarter matrix apart, see internal.h) x 4 tokens,
+ * or x 1 for decode, of 512-bit accumulators; an output's operations are the
+ * same in both, so decode and batches agree bitwise. Int8 dot products use
+ * vpdpbusd (unsigned x signed bytes, summed in fours into int32). The weights
+ * are made unsigned by an offset, and the dot product is corrected exactly,
+ * once per token for all rows:
  *   Q8_0: (w + 128) as u8;  sum w*x = sum (w+128)*x - 128*sum x
  *   Q4_0: nibble q as u8;   sum (q-8)*x = sum q*x - 8*sum x
- * The correction -off*sum(x) is computed per token with vpdpbusd against a
- * constant and used as the accumulator's starting value, so each block's
- * integer lane sums equal the scalar oracle's. One zmm holds two blocks
- * (lanes 0-7: block b, 8-15: block b+1), each scaled by its own d_w*d_x.
- * Q4_0's nibble order (low nibbles = elements 0..15) is restored with one
- * 128-bit lane shuffle per row, shared by the tile's tokens.
+ * The correction -off*sum(x) is part of the grouped activations (internal.h)
+ * and the accumulator's starting value, so each block's integer lane sums
+ * equal the scalar oracle's. A zmm holds four blocks: elements 0..15 of each
+ * in one register, 16..31 in another, gathered from the weight row with one
+ * 16-bit permute each; lanes 4k..4k+3 belong to block k, scaled by its own
+ * d_w*d_x.
  */
 #include "internal.h"
 
@@ -75,6 +77,135 @@ static void vec_axpy_f16(int64_t n, float alpha, const uint16_t *x, float *y) {
     }
 }
 
+/* ---- attention ------------------------------------------------------------------------ */
+
+AI __m512 load_kv(const void *kv, int64_t i, __mmask16 m, const int f16) {
+    if (f16)
+        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)kv + i));
+    return _mm512_maskz_loadu_ps(m, (const float *)kv + i);
+}
+
+/* The totals of four vectors at once: lane j of the result is v_j's sum (a
+ * fixed tree, the same for every lane). */
+AI __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d) {
+    __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xee));
+    __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xee));
+    __m512 v = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0x88), _mm512_shuffle_f32x4(ab, cd, 0xdd));
+    v = _mm512_add_ps(v, _mm512_permute_ps(v, 0x4e));
+    v = _mm512_add_ps(v, _mm512_permute_ps(v, 0xb1));
+    const __m512i pick = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_castps512_ps128(_mm512_permutexvar_ps(pick, v));
+}
+
+/* Four rows per step; a last partial step repeats its last row and stores
+ * only the valid scores, so every score goes through the same tree. */
+AI void kv_dot_t(int64_t n, int64_t hd, const void *kv, int64_t stride, const float *q, float *s,
+                 const int f16) {
+    for (int64_t p = 0; p < n; p += 4) {
+        const int np = (int)MC_MIN(4, n - p);
+        const int64_t o0 = p * stride, o1 = (p + MC_MIN(1, np - 1)) * stride;
+        const int64_t o2 = (p + MC_MIN(2, np - 1)) * stride, o3 = (p + np - 1) * stride;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t i = 0; i < hd; i += 16) {
+            const __mmask16 m = hd - i >= 16 ? (__mmask16)0xffff : tail16(hd - i);
+            const __m512 qv = _mm512_maskz_loadu_ps(m, q + i);
+            a0 = _mm512_fmadd_ps(load_kv(kv, o0 + i, m, f16), qv, a0);
+            a1 = _mm512_fmadd_ps(load_kv(kv, o1 + i, m, f16), qv, a1);
+            a2 = _mm512_fmadd_ps(load_kv(kv, o2 + i, m, f16), qv, a2);
+            a3 = _mm512_fmadd_ps(load_kv(kv, o3 + i, m, f16), qv, a3);
+        }
+        _mm_mask_storeu_ps(s + p, (__mmask8)((1u << np) - 1), reduce4(a0, a1, a2, a3));
+    }
+}
+
+static void kv_dot(int64_t n, int64_t hd, const void *kv, int64_t stride, int f16, const float *q,
+                   float *s) {
+    if (f16)
+        kv_dot_t(n, hd, kv, stride, q, s, 1);
+    else
+        kv_dot_t(n, hd, kv, stride, q, s, 0);
+}
+
+/* 64 output elements at a time in registers, with even and odd rows in two
+ * sets of accumulators (two FMA chains), added at the end. */
+#define KV_ACC(v)                                                                      \
+    if (nv > v) {                                                                      \
+        e##v = _mm512_fmadd_ps(w0, load_kv(kv, r0 + i + 16 * v, m##v, f16), e##v);     \
+        if (two)                                                                       \
+            o##v = _mm512_fmadd_ps(w1, load_kv(kv, r1 + i + 16 * v, m##v, f16), o##v); \
+    }
+#define KV_OUT(v)                                                                      \
+    if (nv > v)                                                                        \
+        _mm512_mask_storeu_ps(out + i + 16 * v, m##v, _mm512_add_ps(e##v, o##v));
+
+AI void kv_sum_t(int64_t n, int64_t hd, const void *kv, int64_t stride, const float *w, float *out,
+                 const int f16) {
+    for (int64_t i = 0; i < hd; i += 64) {
+        const int64_t left = hd - i;
+        const int nv = (int)MC_MIN(4, (left + 15) / 16);
+        const __mmask16 m0 = left >= 16 ? (__mmask16)0xffff : tail16(left);
+        const __mmask16 m1 = left >= 32 ? (__mmask16)0xffff : tail16(MC_MAX(0, left - 16));
+        const __mmask16 m2 = left >= 48 ? (__mmask16)0xffff : tail16(MC_MAX(0, left - 32));
+        const __mmask16 m3 = left >= 64 ? (__mmask16)0xffff : tail16(MC_MAX(0, left - 48));
+        __m512 e0 = _mm512_setzero_ps(), e1 = e0, e2 = e0, e3 = e0;
+        __m512 o0 = e0, o1 = e0, o2 = e0, o3 = e0;
+        int64_t p = 0;
+        for (; p + 2 <= n; p += 2) {
+            const int two = 1;
+            const int64_t r0 = p * stride, r1 = r0 + stride;
+            const __m512 w0 = _mm512_set1_ps(w[p]), w1 = _mm512_set1_ps(w[p + 1]);
+            KV_ACC(0) KV_ACC(1) KV_ACC(2) KV_ACC(3)
+        }
+        if (p < n) {
+            const int two = 0;
+            const int64_t r0 = p * stride, r1 = r0;
+            const __m512 w0 = _mm512_set1_ps(w[p]), w1 = w0;
+            KV_ACC(0) KV_ACC(1) KV_ACC(2) KV_ACC(3)
+        }
+        KV_OUT(0) KV_OUT(1) KV_OUT(2) KV_OUT(3)
+    }
+}
+
+static void kv_sum(int64_t n, int64_t hd, const void *kv, int64_t stride, int f16, const float *w,
+                   float *out) {
+    if (f16)
+        kv_sum_t(n, hd, kv, stride, w, out, 1);
+    else
+        kv_sum_t(n, hd, kv, stride, w, out, 0);
+}
+
+/* ---- SwiGLU --------------------------------------------------------------------------- */
+
+/* e^x as 2^n * e^r, n = round(x / ln 2), |r| <= ln 2 / 2, with Cephes' expf
+ * polynomial for e^r (relative error ~1e-7) and vscalefps for 2^n, which also
+ * takes care of overflow to inf and underflow to 0. */
+AI __m512 exp512(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(89.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+static void swiglu(int64_t n, const float *g, const float *u, float *y) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : tail16(n - i);
+        const __m512 gv = _mm512_maskz_loadu_ps(m, g + i);
+        const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), gv));
+        const __m512 s = _mm512_div_ps(gv, _mm512_add_ps(one, e));
+        _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, u + i)));
+    }
+}
+
 static void fp16_to_fp32_row(const uint16_t *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n; i += 16) {
         __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : tail16(n - i);
@@ -97,23 +228,56 @@ static void fp32_to_fp16_row(const float *x, uint16_t *y, int64_t n) {
 
 /* ---- activation preparation -------------------------------------------------------- */
 
-static void quantize_act_q8_0(const float *x, void *dst, int64_t n_in) {
-    int8_t *qs = dst;
-    float *ds = (float *)((uint8_t *)dst + mc__align64((size_t)n_in));
-    for (int64_t b = 0; b < n_in / 32; b++) {
-        __m512 v0 = _mm512_loadu_ps(x + b * 32);
-        __m512 v1 = _mm512_loadu_ps(x + b * 32 + 16);
-        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-        const float d = amax / 127.0f;
-        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-        ds[b] = mc_fp16_to_fp32(mc_fp32_to_fp16(d));
-        const __m512 mul = _mm512_set1_ps(id);
-        const int rnd = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-        __m512i q0 = _mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v0, mul), rnd));
-        __m512i q1 = _mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v1, mul), rnd));
-        _mm_storeu_si128((__m128i *)(qs + b * 32), _mm512_cvtepi32_epi8(q0));
-        _mm_storeu_si128((__m128i *)(qs + b * 32 + 16), _mm512_cvtepi32_epi8(q1));
+/* One block of 32 activations, quantized as ggml-cpu's x86 quantize_row_q8_0:
+ * elements 0..15 to *lo, 16..31 to *hi, the binary16-rounded scale to *d. */
+AI void quantize_block(const float *x, __m128i *lo, __m128i *hi, float *d) {
+    __m512 v0 = _mm512_loadu_ps(x);
+    __m512 v1 = _mm512_loadu_ps(x + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    *d = mc_fp16_to_fp32(mc_fp32_to_fp16(amax / 127.0f));
+    const __m512 mul = _mm512_set1_ps(id);
+    const int rnd = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    *lo = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v0, mul), rnd)));
+    *hi = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v1, mul), rnd)));
+}
+
+/* The grouped record (internal.h) of one token; off = 128 (Q8_0) or 8 (Q4_0). */
+AI void prep_grouped(const float *x, void *dst, int64_t n_in, int off) {
+    const int64_t nb = n_in / 32;
+    uint8_t *g = dst;
+    const __m512i offv = _mm512_set1_epi8((char)off);
+    for (int64_t b0 = 0; b0 < nb; b0 += 4, g += MC__QGROUP_BYTES) {
+        __m128i lo[4], hi[4];
+        float d[4];
+        for (int k = 0; k < 4; k++) {
+            if (b0 + k < nb) {
+                quantize_block(x + (b0 + k) * 32, &lo[k], &hi[k], &d[k]);
+            } else {
+                lo[k] = hi[k] = _mm_setzero_si128();
+                d[k] = 0.0f;
+            }
+        }
+        __m512i vlo = _mm512_inserti32x4(_mm512_castsi128_si512(lo[0]), lo[1], 1);
+        vlo = _mm512_inserti32x4(_mm512_inserti32x4(vlo, lo[2], 2), lo[3], 3);
+        __m512i vhi = _mm512_inserti32x4(_mm512_castsi128_si512(hi[0]), hi[1], 1);
+        vhi = _mm512_inserti32x4(_mm512_inserti32x4(vhi, hi[2], 2), hi[3], 3);
+        __m512i sum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), offv, vlo), offv, vhi);
+        __m512 dv = _mm512_setr_ps(d[0], d[0], d[0], d[0], d[1], d[1], d[1], d[1], d[2], d[2], d[2],
+                                   d[2], d[3], d[3], d[3], d[3]);
+        _mm512_storeu_si512(g, vlo);
+        _mm512_storeu_si512(g + 64, vhi);
+        _mm512_storeu_si512(g + 128, _mm512_sub_epi32(_mm512_setzero_si512(), sum));
+        _mm512_storeu_ps(g + 192, dv);
     }
+}
+
+static void prep_q8_0(const float *x, void *dst, int64_t n_in) {
+    prep_grouped(x, dst, n_in, 128);
+}
+
+static void prep_q4_0(const float *x, void *dst, int64_t n_in) {
+    prep_grouped(x, dst, n_in, 8);
 }
 
 static void round_f16_row(const float *x, void *dst, int64_t n_in) {
@@ -151,7 +315,7 @@ typedef struct tile_ptrs {
 
 AI void tile_setup(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt, tile_ptrs *p) {
     for (int i = 0; i < 4; i++)
-        p->w[i] = a->W + (size_t)(r + MC_MIN(i, nr - 1)) * a->w_row;
+        p->w[i] = a->W + (size_t)(r + MC_MIN(i, nr - 1) * a->row_step) * a->w_row;
     for (int j = 0; j < 4; j++)
         p->x[j] = a->act + (size_t)(t + MC_MIN(j, nt - 1)) * a->act_stride;
 }
@@ -162,7 +326,7 @@ AI void tile_setup(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt,
 
 #define STORE1(i, j)                                                                   \
     if (i < nr && j < nt)                                                              \
-        a->Y[(t + j) * a->n_out + r + i] = _mm512_reduce_add_ps(a##i##j);
+        a->Y[(t + j) * a->n_out + r + i * a->row_step] = _mm512_reduce_add_ps(a##i##j);
 #define STORE_ROW(i) STORE1(i, 0) STORE1(i, 1) STORE1(i, 2) STORE1(i, 3)
 #define STORE_ALL STORE_ROW(0) STORE_ROW(1) STORE_ROW(2) STORE_ROW(3)
 
@@ -264,75 +428,116 @@ AI void tile_bf16dp(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt
     STORE_ALL
 }
 
-/* Quantized: load two blocks (b, b+1) of row i; two = 0 for a lone last block. */
-AI void q_load_row(const uint8_t *row, int64_t b, int two, int q4, __m512i *wv, __m512 *dw) {
-    const size_t bsz = q4 ? sizeof(mc_block_q4_0) : sizeof(mc_block_q8_0);
-    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    const uint8_t *b0 = row + (size_t)b * bsz;
-    const uint8_t *b1 = b0 + bsz;
-    uint16_t h0, h1 = 0;
-    memcpy(&h0, b0, 2);
-    if (two)
-        memcpy(&h1, b1, 2);
-    __m128 d2 = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)h0 | ((uint32_t)h1 << 16))));
-    *dw = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(d2));
+/* Quantized weights, a group of four blocks at a time (Q8_0: 136 bytes, Q4_0:
+ * 72). One permute gathers the group's bytes the way the grouped activations
+ * are laid out (lo: elements 0..15 of the four blocks, hi: 16..31), another
+ * its four scales (each repeated for the 4 lanes of its block). Then per
+ * (row, token): two vpdpbusd starting from the token's correction, one
+ * conversion, one scale product and one FMA. The loads read only the group's
+ * own bytes; a last partial group of nbl < 4 blocks loads under a byte mask,
+ * so the missing blocks' bytes and scales are zero (as are the activations). */
+
+#define I16(M, b) M(b), M(b + 1), M(b + 2), M(b + 3), M(b + 4), M(b + 5), M(b + 6), M(b + 7), \
+                  M(b + 8), M(b + 9), M(b + 10), M(b + 11), M(b + 12), M(b + 13), M(b + 14), M(b + 15)
+/* Blocks start at even offsets, so 16-bit permutes (AVX512BW) suffice. Word p
+ * of lo/hi holds block p/8, elements 2(p%8), 2(p%8)+1 (+16 for hi); the word
+ * tables are (A, B) = bytes [0,64) and [8,72) for Q4_0, and for Q8_0 bytes
+ * [0,64), [64,128) (lo) or [8,72), [72,136) (hi). */
+#define Q4_OFF(p) (9 * ((p) / 8) + 1 + (p) % 8)
+#define Q4_IX(p) (Q4_OFF(p) < 32 ? Q4_OFF(p) : Q4_OFF(p) + 28)
+#define Q8_LO(p) (17 * ((p) / 8) + 1 + (p) % 8)
+#define Q8_HI(p) (17 * ((p) / 8) + 9 + (p) % 8 - 4)
+/* word w < 16 of the scales: block w/4's d (word 9k of a Q4_0 group, 17k of Q8_0) */
+#define Q4_D(w) ((w) < 16 ? 9 * ((w) / 4) : 0)
+#define Q8_D(w) ((w) < 16 ? 17 * ((w) / 4) : 0)
+
+static const uint16_t k_q4_ix[32] __attribute__((aligned(64))) = {I16(Q4_IX, 0), I16(Q4_IX, 16)};
+static const uint16_t k_q8_lo[32] __attribute__((aligned(64))) = {I16(Q8_LO, 0), I16(Q8_LO, 16)};
+static const uint16_t k_q8_hi[32] __attribute__((aligned(64))) = {I16(Q8_HI, 0), I16(Q8_HI, 16)};
+static const uint16_t k_q4_d[32] __attribute__((aligned(64))) = {I16(Q4_D, 0), I16(Q4_D, 16)};
+static const uint16_t k_q8_d[32] __attribute__((aligned(64))) = {I16(Q8_D, 0), I16(Q8_D, 16)};
+
+AI __mmask64 byte_mask(int64_t n) {
+    return n <= 0 ? 0 : n >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << n) - 1;
+}
+
+/* Group g of a row: bytes lo/hi as unsigned (Q8_0 + 128, Q4_0 nibbles) and
+ * the scales. nbl = blocks in the group (4, or fewer for the last). */
+AI void q_group(const uint8_t *row, int64_t g, int nbl, int q4, __m512i *lo, __m512i *hi,
+                __m512 *ds) {
     if (q4) {
-        __m128i l0 = _mm_loadu_si128((const __m128i *)(b0 + 2));
-        __m128i l1 = two ? _mm_loadu_si128((const __m128i *)(b1 + 2)) : _mm_setzero_si128();
-        __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(l0), l1, 1);
-        __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1);
-        z = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0)); /* q0 lo, q0 hi, q1 lo, q1 hi */
-        *wv = _mm512_and_si512(z, _mm512_set1_epi8(0x0f));
+        const uint8_t *p = row + (size_t)g * 4 * sizeof(mc_block_q4_0);
+        __m512i A, B;
+        if (nbl == 4) {
+            A = _mm512_loadu_si512(p);
+            B = _mm512_loadu_si512(p + 8);
+        } else {
+            A = _mm512_maskz_loadu_epi8(byte_mask(18 * nbl), p);
+            B = _mm512_maskz_loadu_epi8(byte_mask(18 * nbl - 8), p + 8);
+        }
+        __m512i q = _mm512_permutex2var_epi16(A, _mm512_load_si512(k_q4_ix), B);
+        __m512i d = _mm512_permutexvar_epi16(_mm512_load_si512(k_q4_d), A);
+        const __m512i m4 = _mm512_set1_epi8(0x0f);
+        *lo = _mm512_and_si512(q, m4);
+        *hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+        *ds = _mm512_cvtph_ps(_mm512_castsi512_si256(d));
     } else {
-        __m256i l0 = _mm256_loadu_si256((const __m256i *)(b0 + 2));
-        __m256i l1 = two ? _mm256_loadu_si256((const __m256i *)(b1 + 2)) : _mm256_setzero_si256();
-        *wv = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(l0), l1, 1),
-                               _mm512_set1_epi8((char)0x80));
+        const uint8_t *p = row + (size_t)g * 4 * sizeof(mc_block_q8_0);
+        __m512i A, B, A2, B2;
+        if (nbl == 4) {
+            A = _mm512_loadu_si512(p);
+            B = _mm512_loadu_si512(p + 64);
+            A2 = _mm512_loadu_si512(p + 8);
+            B2 = _mm512_loadu_si512(p + 72);
+        } else {
+            const int64_t n = 34 * nbl;
+            A = _mm512_maskz_loadu_epi8(byte_mask(n), p);
+            B = _mm512_maskz_loadu_epi8(byte_mask(n - 64), p + 64);
+            A2 = _mm512_maskz_loadu_epi8(byte_mask(n - 8), p + 8);
+            B2 = _mm512_maskz_loadu_epi8(byte_mask(n - 72), p + 72);
+        }
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
+        *lo = _mm512_xor_si512(_mm512_permutex2var_epi16(A, _mm512_load_si512(k_q8_lo), B), flip);
+        *hi = _mm512_xor_si512(_mm512_permutex2var_epi16(A2, _mm512_load_si512(k_q8_hi), B2), flip);
+        __m512i d = _mm512_permutex2var_epi16(A, _mm512_load_si512(k_q8_d), B);
+        *ds = _mm512_cvtph_ps(_mm512_castsi512_si256(d));
     }
 }
 
-/* Token j's two blocks: the bytes, the scales and the offset correction. */
-AI void q_load_tok(const uint8_t *x, int64_t b, int two, size_t doff, int q4, __m512i *xv,
-                   __m512 *dx, __m512i *corr) {
-    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    const __m512i off = _mm512_set1_epi8(q4 ? 8 : (char)0x80);
-    const int8_t *xq = (const int8_t *)x + b * 32;
-    const float *xd = (const float *)(x + doff) + b;
-    *xv = two ? _mm512_loadu_si512(xq) : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)xq));
-    __m128 d2 = two ? _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)xd)) : _mm_load_ss(xd);
-    *dx = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(d2));
-    *corr = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, *xv));
-}
-
-#define Q_MAC(i, j)                                                                        \
-    a##i##j = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(c_, w##i, x_)),       \
-                              _mm512_mul_ps(d##i, dx_), a##i##j)
-
-#define Q_TOK(j)                                                 \
-    do {                                                         \
-        __m512i x_, c_;                                          \
-        __m512 dx_;                                              \
-        q_load_tok(p.x[j], b, two, doff, q4, &x_, &dx_, &c_);    \
-        Q_MAC(0, j);                                             \
-        Q_MAC(1, j);                                             \
-        Q_MAC(2, j);                                             \
-        Q_MAC(3, j);                                             \
+/* (row i, token j) of group g: x##j names the token's group record. */
+#define Q_MAC(i, j)                                                                         \
+    do {                                                                                    \
+        __m512i s_ = _mm512_dpbusd_epi32(_mm512_load_si512(x##j + 128), lo##i,              \
+                                         _mm512_load_si512(x##j));                          \
+        s_ = _mm512_dpbusd_epi32(s_, hi##i, _mm512_load_si512(x##j + 64));                  \
+        a##i##j = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s_),                                   \
+                                  _mm512_mul_ps(ds##i, _mm512_load_ps(x##j + 192)), a##i##j); \
     } while (0)
 
-#define Q_STEP                                           \
-    do {                                                 \
-        __m512i w0, w1, w2, w3;                          \
-        __m512 d0, d1, d2, d3;                           \
-        q_load_row(p.w[0], b, two, q4, &w0, &d0);        \
-        q_load_row(p.w[1], b, two, q4, &w1, &d1);        \
-        q_load_row(p.w[2], b, two, q4, &w2, &d2);        \
-        q_load_row(p.w[3], b, two, q4, &w3, &d3);        \
-        Q_TOK(0);                                        \
-        if (NT4) {                                       \
-            Q_TOK(1);                                    \
-            Q_TOK(2);                                    \
-            Q_TOK(3);                                    \
-        }                                                \
+#define Q_ROW(i)                                                                  \
+    do {                                                                          \
+        __m512i lo##i, hi##i;                                                     \
+        __m512 ds##i;                                                             \
+        q_group(p.w[i], g, nbl, q4, &lo##i, &hi##i, &ds##i);                      \
+        Q_MAC(i, 0);                                                              \
+        if (NT4) {                                                                \
+            Q_MAC(i, 1);                                                          \
+            Q_MAC(i, 2);                                                          \
+            Q_MAC(i, 3);                                                          \
+        }                                                                         \
+    } while (0)
+
+#define Q_STEP                                                                    \
+    do {                                                                          \
+        const uint8_t *x0 = p.x[0] + (size_t)g * MC__QGROUP_BYTES;                \
+        const uint8_t *x1 = p.x[1] + (size_t)g * MC__QGROUP_BYTES;                \
+        const uint8_t *x2 = p.x[2] + (size_t)g * MC__QGROUP_BYTES;                \
+        const uint8_t *x3 = p.x[3] + (size_t)g * MC__QGROUP_BYTES;                \
+        (void)x1, (void)x2, (void)x3;                                             \
+        Q_ROW(0);                                                                 \
+        Q_ROW(1);                                                                 \
+        Q_ROW(2);                                                                 \
+        Q_ROW(3);                                                                 \
     } while (0)
 
 AI void tile_quant(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt, int q4,
@@ -341,14 +546,13 @@ AI void tile_quant(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt,
     tile_setup(a, r, t, nr, nt, &p);
     ACC_DECL;
     const int64_t nb = a->n_in / 32;
-    const size_t doff = mc__align64((size_t)a->n_in);
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        const int two = 1;
+    int64_t g = 0;
+    for (; 4 * g + 4 <= nb; g++) {
+        const int nbl = 4;
         Q_STEP;
     }
-    if (b < nb) {
-        const int two = 0;
+    if (4 * g < nb) {
+        const int nbl = (int)(nb - 4 * g);
         Q_STEP;
     }
     STORE_ALL
@@ -359,8 +563,8 @@ AI void tile_quant(const mc__gemm_args *a, int64_t r, int64_t t, int nr, int nt,
 #define DEFINE_GEMM(name, call)                                                        \
     static void name(const mc__gemm_args *a, int64_t r0, int64_t r1, int64_t t0,       \
                      int64_t t1) {                                                     \
-        for (int64_t r = r0; r < r1; r += 4) {                                         \
-            const int nr = (int)MC_MIN(4, r1 - r);                                     \
+        for (int64_t r = r0; r < r1; r++) {                                            \
+            const int nr = (int)MC_MIN(4, (a->n_out - 1 - r) / a->row_step + 1);       \
             for (int64_t t = t0; t < t1; t += 4) {                                     \
                 const int nt = (int)MC_MIN(4, t1 - t);                                 \
                 if (nt == 1)                                                           \
@@ -386,15 +590,17 @@ DEFINE_GEMM(gemm_q8_0, CALL_Q8)
 DEFINE_GEMM(gemm_q4_0, CALL_Q4)
 
 static const struct mc__gemm_ops gemm_avx512 = {
-    .prep = {NULL, round_f16_row, mc__round_bf16_row, quantize_act_q8_0, quantize_act_q8_0},
+    .prep = {NULL, round_f16_row, mc__round_bf16_row, prep_q8_0, prep_q4_0},
     .gemm = {gemm_f32, gemm_f16, gemm_bf16, gemm_q8_0, gemm_q4_0},
     .act_bf16 = 0,
+    .act_group = {[MC__WT_Q8_0] = 4, [MC__WT_Q4_0] = 4},
 };
 
 static const struct mc__gemm_ops gemm_avx512_bf16 = {
-    .prep = {NULL, round_f16_row, to_bf16_row, quantize_act_q8_0, quantize_act_q8_0},
+    .prep = {NULL, round_f16_row, to_bf16_row, prep_q8_0, prep_q4_0},
     .gemm = {gemm_f32, gemm_f16, gemm_bf16dp, gemm_q8_0, gemm_q4_0},
     .act_bf16 = 1,
+    .act_group = {[MC__WT_Q8_0] = 4, [MC__WT_Q4_0] = 4},
 };
 
 const mc_kernels mc__kernels_avx512 = {
@@ -404,6 +610,9 @@ const mc_kernels mc__kernels_avx512 = {
     .vec_dot_f16_f32 = vec_dot_f16_f32,
     .vec_axpy_f32 = vec_axpy_f32,
     .vec_axpy_f16 = vec_axpy_f16,
+    .kv_dot = kv_dot,
+    .kv_sum = kv_sum,
+    .swiglu = swiglu,
     .fp16_to_fp32_row = fp16_to_fp32_row,
     .fp32_to_fp16_row = fp32_to_fp16_row,
     .gemm = &gemm_avx512,
@@ -416,6 +625,9 @@ const mc_kernels mc__kernels_avx512_bf16 = {
     .vec_dot_f16_f32 = vec_dot_f16_f32,
     .vec_axpy_f32 = vec_axpy_f32,
     .vec_axpy_f16 = vec_axpy_f16,
+    .kv_dot = kv_dot,
+    .kv_sum = kv_sum,
+    .swiglu = swiglu,
     .fp16_to_fp32_row = fp16_to_fp32_row,
     .fp32_to_fp16_row = fp32_to_fp16_row,
     .gemm = &gemm_avx512_bf16,

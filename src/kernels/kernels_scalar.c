@@ -235,7 +235,41 @@ static void vec_axpy_f16(int64_t n, float alpha, const uint16_t *x, float *y) {
         y[i] += alpha * mc_fp16_to_fp32(x[i]);
 }
 
+static float kv_at(const void *kv, int64_t i, int f16) {
+    return f16 ? mc_fp16_to_fp32(((const uint16_t *)kv)[i]) : ((const float *)kv)[i];
+}
+
+static void kv_dot(int64_t n, int64_t hd, const void *kv, int64_t stride, int f16, const float *q,
+                   float *s) {
+    for (int64_t p = 0; p < n; p++) {
+        float acc = 0.0f;
+        for (int64_t i = 0; i < hd; i++)
+            acc += kv_at(kv, p * stride + i, f16) * q[i];
+        s[p] = acc;
+    }
+}
+
+static void kv_sum(int64_t n, int64_t hd, const void *kv, int64_t stride, int f16, const float *w,
+                   float *out) {
+    for (int64_t i = 0; i < hd; i++) {
+        float acc = 0.0f;
+        for (int64_t p = 0; p < n; p++)
+            acc += w[p] * kv_at(kv, p * stride + i, f16);
+        out[i] = acc;
+    }
+}
+
+static void swiglu(int64_t n, const float *g, const float *u, float *y) {
+    for (int64_t i = 0; i < n; i++)
+        y[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
 /* ---- gemm oracle ------------------------------------------------------------------ */
+
+/* Every row o of tile positions [r0, r1) (internal.h), in increasing order. */
+#define FOR_ROWS(a, r0, r1, o)                                                      \
+    for (int64_t r_ = (r0); r_ < (r1); r_++)                                        \
+        for (int64_t o = r_; o < (a)->n_out && o < r_ + 4 * (a)->row_step; o += (a)->row_step)
 
 static const float *act_f32(const mc__gemm_args *a, int64_t t) {
     return (const float *)(a->act + (size_t)t * a->act_stride);
@@ -243,14 +277,14 @@ static const float *act_f32(const mc__gemm_args *a, int64_t t) {
 
 static void gemm_f32(const mc__gemm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; t++)
-        for (int64_t o = r0; o < r1; o++)
+        FOR_ROWS(a, r0, r1, o)
             a->Y[t * a->n_out + o] =
                 vec_dot_f32(a->n_in, (const float *)(a->W + (size_t)o * a->w_row), act_f32(a, t));
 }
 
 static void gemm_f16(const mc__gemm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; t++)
-        for (int64_t o = r0; o < r1; o++)
+        FOR_ROWS(a, r0, r1, o)
             a->Y[t * a->n_out + o] = vec_dot_f16_f32(
                 a->n_in, (const uint16_t *)(a->W + (size_t)o * a->w_row), act_f32(a, t));
 }
@@ -258,7 +292,7 @@ static void gemm_f16(const mc__gemm_args *a, int64_t r0, int64_t r1, int64_t t0,
 static void gemm_bf16(const mc__gemm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; t++) {
         const float *x = act_f32(a, t);
-        for (int64_t o = r0; o < r1; o++) {
+        FOR_ROWS(a, r0, r1, o) {
             const uint16_t *w = (const uint16_t *)(a->W + (size_t)o * a->w_row);
             float s = 0.0f;
             for (int64_t i = 0; i < a->n_in; i++)
@@ -273,7 +307,7 @@ static void gemm_q8_0(const mc__gemm_args *a, int64_t r0, int64_t r1, int64_t t0
     for (int64_t t = t0; t < t1; t++) {
         const int8_t *xq = (const int8_t *)(a->act + (size_t)t * a->act_stride);
         const float *xd = (const float *)((const uint8_t *)xq + mc__align64((size_t)a->n_in));
-        for (int64_t o = r0; o < r1; o++) {
+        FOR_ROWS(a, r0, r1, o) {
             const mc_block_q8_0 *w = (const mc_block_q8_0 *)(a->W + (size_t)o * a->w_row);
             float s = 0.0f;
             for (int64_t b = 0; b < nb; b++) {
@@ -292,7 +326,7 @@ static void gemm_q4_0(const mc__gemm_args *a, int64_t r0, int64_t r1, int64_t t0
     for (int64_t t = t0; t < t1; t++) {
         const int8_t *xq = (const int8_t *)(a->act + (size_t)t * a->act_stride);
         const float *xd = (const float *)((const uint8_t *)xq + mc__align64((size_t)a->n_in));
-        for (int64_t o = r0; o < r1; o++) {
+        FOR_ROWS(a, r0, r1, o) {
             const mc_block_q4_0 *w = (const mc_block_q4_0 *)(a->W + (size_t)o * a->w_row);
             float s = 0.0f;
             for (int64_t b = 0; b < nb; b++) {
@@ -322,6 +356,9 @@ const mc_kernels mc__kernels_scalar = {
     .vec_dot_f16_f32 = vec_dot_f16_f32,
     .vec_axpy_f32 = vec_axpy_f32,
     .vec_axpy_f16 = vec_axpy_f16,
+    .kv_dot = kv_dot,
+    .kv_sum = kv_sum,
+    .swiglu = swiglu,
     .fp16_to_fp32_row = mc_fp16_to_fp32_row,
     .fp32_to_fp16_row = mc_fp32_to_fp16_row,
     .gemm = &gemm_scalar,

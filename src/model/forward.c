@@ -10,7 +10,8 @@
  *
  * Numerics follow ggml's CPU backend where it matters for parity with
  * llama.cpp: sums of squares and softmax denominators in double, RoPE angles
- * computed by repeated multiplication in float, SiLU as x/(1+exp(-x)).
+ * computed by repeated multiplication in float, SiLU as x/(1+exp(-x)) (the
+ * kernels' swiglu, with a SIMD e^x as ggml has its own).
  */
 #include "model_internal.h"
 
@@ -39,7 +40,6 @@ struct mc_ctx {
     float *hb;     /* (n_batch, n_ff) gate */
     float *hb2;    /* (n_batch, n_ff) up */
     float *scores; /* (n_threads, n_ctx) per-thread attention scores */
-    float *acc;    /* (n_threads, head_dim) per-thread attention accumulator */
     void *scratch; /* matmul scratch */
     size_t scratch_size;
     float *logits; /* (logits_cap, n_vocab) */
@@ -100,7 +100,6 @@ int mc_ctx_new(mc_model *m, const mc_ctx_params *params, mc_ctx **out, mc_err *e
     c->hb = xcalloc(B * (size_t)hp->n_ff, sizeof(float));
     c->hb2 = xcalloc(B * (size_t)hp->n_ff, sizeof(float));
     c->scores = xcalloc((size_t)c->n_threads * (size_t)c->n_ctx, sizeof(float));
-    c->acc = xcalloc((size_t)c->n_threads * (size_t)hp->head_dim, sizeof(float));
     /* matmul scratch: the largest need over every weight shape */
     const mc_gguf_tensor *mats[] = {m->output};
     size_t need = mc_matmul_scratch_size(mats[0]->type, hp->n_embd, c->n_batch);
@@ -117,7 +116,7 @@ int mc_ctx_new(mc_model *m, const mc_ctx_params *params, mc_ctx **out, mc_err *e
     int rc = mc_pool_new(c->n_threads, &c->pool);
     if (rc || !c->tokens || !c->k_cache || !c->v_cache || !c->rope_cos || !c->rope_sin || !c->x ||
         !c->xb || !c->q || !c->kv_k || !c->kv_v || !c->att || !c->hb || !c->hb2 || !c->scores ||
-        !c->acc || (need && !c->scratch) || !c->logits) {
+        (need && !c->scratch) || !c->logits) {
         mc_ctx_free(c);
         return mc_err_set(err, MC_ENOMEM, -1,
                           "out of memory for a %d-token context (KV cache %.1f MiB)", p.n_ctx,
@@ -157,7 +156,6 @@ void mc_ctx_free(mc_ctx *c) {
     free(c->hb);
     free(c->hb2);
     free(c->scores);
-    free(c->acc);
     free(c->scratch);
     free(c->logits);
     free(c);
@@ -217,6 +215,29 @@ static int matmul(mc_ctx *c, const mc_gguf_tensor *w, const float *x, int n_tok,
                      c->scratch, c->scratch_size);
 }
 
+/* y[i] = x · w[i]ᵀ for n (<= MC_MATMUL_MAX) weights of the same width: one
+ * preparation of x and one dispatch when their types agree (they always do
+ * in llama.cpp's files for Q/K/V and gate/up; a mixed file falls back to one
+ * call each). The results are the same bits either way. */
+static int matmul_n(mc_ctx *c, int n, const mc_gguf_tensor *const *w, float *const *y,
+                    const float *x, int n_tok) {
+    mc_matmul_out mats[MC_MATMUL_MAX];
+    int same = 1;
+    for (int i = 0; i < n; i++) {
+        same &= w[i]->type == w[0]->type;
+        mats[i] = (mc_matmul_out){w[i]->data, w[i]->ne[1], y[i]};
+    }
+    if (same)
+        return mc_matmul_multi(c->k, c->pool, w[0]->type, n, mats, w[0]->ne[0], x, n_tok,
+                               c->scratch, c->scratch_size);
+    for (int i = 0; i < n; i++) {
+        int rc = matmul(c, w[i], x, n_tok, y[i]);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 static void add_bias(float *y, const mc_gguf_tensor *b, int n_tok, int dim) {
     if (!b)
         return;
@@ -241,38 +262,32 @@ static void attention_task(void *arg, int task, int thread) {
     int hd = hp->head_dim, kv_dim = hp->n_head_kv * hd, q_dim = hp->n_head * hd;
     int t = task / hp->n_head, h = task % hp->n_head;
     int kvh = h / (hp->n_head / hp->n_head_kv);
-    int pos = j->pos0 + t; /* attends to positions 0..pos */
+    int n_pos = j->pos0 + t + 1; /* attends to positions 0..pos0+t */
     const float *q = c->q + (size_t)t * q_dim + (size_t)h * hd;
     float *sc = c->scores + (size_t)thread * c->n_ctx;
-    float *acc = c->acc + (size_t)thread * hd;
     float scale = 1.0f / sqrtf((float)hd);
-    size_t layer_off = (size_t)j->layer * (size_t)c->n_ctx * kv_dim;
+    size_t off = (size_t)j->layer * (size_t)c->n_ctx * kv_dim + (size_t)kvh * hd;
+    size_t elt = c->kv_f32 ? 4 : 2;
+    const void *k = (const uint8_t *)c->k_cache + off * elt;
+    const void *v = (const uint8_t *)c->v_cache + off * elt;
+    c->k->kv_dot(n_pos, hd, k, kv_dim, !c->kv_f32, q, sc);
     float mx = -FLT_MAX;
-    for (int p = 0; p <= pos; p++) {
-        size_t off = layer_off + (size_t)p * kv_dim + (size_t)kvh * hd;
-        float s = c->kv_f32 ? c->k->vec_dot_f32(hd, (const float *)c->k_cache + off, q)
-                            : c->k->vec_dot_f16_f32(hd, (const uint16_t *)c->k_cache + off, q);
-        s *= scale;
+    for (int p = 0; p < n_pos; p++) {
+        float s = sc[p] * scale;
         sc[p] = s;
         if (s > mx)
             mx = s;
     }
     double sum = 0.0;
-    for (int p = 0; p <= pos; p++) {
+    for (int p = 0; p < n_pos; p++) {
         float e = expf(sc[p] - mx);
         sc[p] = e;
         sum += e;
     }
     float inv = (float)(1.0 / sum);
-    memset(acc, 0, (size_t)hd * sizeof(float));
-    for (int p = 0; p <= pos; p++) {
-        size_t off = layer_off + (size_t)p * kv_dim + (size_t)kvh * hd;
-        if (c->kv_f32)
-            c->k->vec_axpy_f32(hd, sc[p] * inv, (const float *)c->v_cache + off, acc);
-        else
-            c->k->vec_axpy_f16(hd, sc[p] * inv, (const uint16_t *)c->v_cache + off, acc);
-    }
-    memcpy(c->att + (size_t)t * q_dim + (size_t)h * hd, acc, (size_t)hd * sizeof(float));
+    for (int p = 0; p < n_pos; p++)
+        sc[p] *= inv;
+    c->k->kv_sum(n_pos, hd, v, kv_dim, !c->kv_f32, sc, c->att + (size_t)t * q_dim + (size_t)h * hd);
 }
 
 /* Run n (<= n_batch) tokens at positions n_past.. through the model. Logits
@@ -295,8 +310,9 @@ static int forward_batch(mc_ctx *c, const int32_t *tok, int n, int first_logit, 
         for (int t = 0; t < n; t++)
             rmsnorm(c->xb + (size_t)t * D, c->x + (size_t)t * D, L->attn_norm->data, D,
                     hp->norm_eps);
-        if ((rc = matmul(c, L->wq, c->xb, n, c->q)) || (rc = matmul(c, L->wk, c->xb, n, c->kv_k)) ||
-            (rc = matmul(c, L->wv, c->xb, n, c->kv_v)))
+        const mc_gguf_tensor *wqkv[3] = {L->wq, L->wk, L->wv};
+        float *yqkv[3] = {c->q, c->kv_k, c->kv_v};
+        if ((rc = matmul_n(c, 3, wqkv, yqkv, c->xb, n)))
             return rc;
         add_bias(c->q, L->bq, n, q_dim);
         add_bias(c->kv_k, L->bk, n, kv_dim);
@@ -327,12 +343,12 @@ static int forward_batch(mc_ctx *c, const int32_t *tok, int n, int first_logit, 
         for (int t = 0; t < n; t++)
             rmsnorm(c->xb + (size_t)t * D, c->x + (size_t)t * D, L->ffn_norm->data, D,
                     hp->norm_eps);
-        if ((rc = matmul(c, L->w_gate, c->xb, n, c->hb)) || (rc = matmul(c, L->w_up, c->xb, n, c->hb2)))
+        const mc_gguf_tensor *wgu[2] = {L->w_gate, L->w_up};
+        float *ygu[2] = {c->hb, c->hb2};
+        if ((rc = matmul_n(c, 2, wgu, ygu, c->xb, n)))
             return rc;
-        for (size_t i = 0; i < (size_t)n * F; i++) {
-            float g = c->hb[i];
-            c->hb[i] = g / (1.0f + expf(-g)) * c->hb2[i];
-        }
+        for (int t = 0; t < n; t++) /* per token: a row's lanes never depend on the batch */
+            c->k->swiglu(F, c->hb + (size_t)t * F, c->hb2 + (size_t)t * F, c->hb + (size_t)t * F);
         if ((rc = matmul(c, L->w_down, c->hb, n, c->xb)))
             return rc;
         for (size_t i = 0; i < (size_t)n * D; i++)

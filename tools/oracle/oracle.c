@@ -54,6 +54,12 @@ static void die(const char *fmt, ...) {
     exit(1);
 }
 
+static double cpu_time_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -508,7 +514,9 @@ static const char USAGE_BENCH[] =
     "  Measures as llama-bench does: prompt processing = pp random tokens in one batch\n"
     "  into an empty cache; text generation = tg tokens decoded one at a time starting\n"
     "  from an empty cache. One warm-up run of each, then --reps timed runs; prints JSON\n"
-    "  with the medians (tokens/s), every run, and the CPU backend variant ggml loaded.\n";
+    "  with the medians (tokens/s), every run, and the CPU backend variant ggml loaded;\n"
+    "  also per second of process CPU time (pp_cpu_tok_s, tg_cpu_tok_s), the steadier\n"
+    "  figure for one thread on a shared machine.\n";
 
 static int cmd_bench(int argc, char **argv) {
     opts o;
@@ -532,6 +540,8 @@ static int cmd_bench(int argc, char **argv) {
     }
     double *pp_runs = calloc((size_t)o.reps, sizeof(double));
     double *tg_runs = calloc((size_t)o.reps, sizeof(double));
+    double *pp_cpu = calloc((size_t)o.reps, sizeof(double));
+    double *tg_cpu = calloc((size_t)o.reps, sizeof(double));
     /* warm-up: pages in the weights, builds the graphs */
     if (o.pp > 0) {
         llama_memory_clear(mem, true);
@@ -545,18 +555,20 @@ static int cmd_bench(int argc, char **argv) {
     for (int r = 0; r < o.reps; r++) {
         if (o.pp > 0) {
             llama_memory_clear(mem, true);
-            double t0 = now_s();
+            double t0 = now_s(), c0 = cpu_time_s();
             decode(c, toks, o.pp, 0, 0);
             llama_synchronize(c);
             pp_runs[r] = o.pp / (now_s() - t0);
+            pp_cpu[r] = o.pp / (cpu_time_s() - c0);
         }
         if (o.tg > 0) {
             llama_memory_clear(mem, true);
-            double t0 = now_s();
+            double t0 = now_s(), c0 = cpu_time_s();
             for (int i = 0; i < o.tg; i++)
                 decode(c, &toks[i], 1, i, 0);
             llama_synchronize(c);
             tg_runs[r] = o.tg / (now_s() - t0);
+            tg_cpu[r] = o.tg / (cpu_time_s() - c0);
         }
     }
     char desc[256], feats[512];
@@ -580,11 +592,15 @@ static int cmd_bench(int argc, char **argv) {
         print_runs("pp_runs", pp_runs, o.reps);
     if (o.tg > 0)
         print_runs("tg_runs", tg_runs, o.reps);
+    printf("  \"pp_cpu_tok_s\": %.3f,\n", o.pp > 0 ? median(pp_cpu, o.reps) : 0.0);
+    printf("  \"tg_cpu_tok_s\": %.3f,\n", o.tg > 0 ? median(tg_cpu, o.reps) : 0.0);
     printf("  \"pp_tok_s\": %.3f,\n", o.pp > 0 ? median(pp_runs, o.reps) : 0.0);
     printf("  \"tg_tok_s\": %.3f\n", o.tg > 0 ? median(tg_runs, o.reps) : 0.0);
     printf("}\n");
     free(pp_runs);
     free(tg_runs);
+    free(pp_cpu);
+    free(tg_cpu);
     free(toks);
     llama_free(c);
     llama_model_free(m);
