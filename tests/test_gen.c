@@ -200,8 +200,22 @@ MC_TEST(gen_verify_is_one_pass) {
     MC_REQUIRE(mc_gen_run(f.c, f.tok, p, np, ref, 16, &gp, &r, &err) == 0);
     CHECK_EQ_INT(r.n_accepted, 16);
     CHECK_EQ_INT(r.n, 16);
-    CHECK_EQ_INT(r.n_passes, 2);
+    CHECK_EQ_INT(r.n_passes, np > 16 ? 2 : 1); /* a short cold prompt joins the draft */
     CHECK_EQ_INT(r.n_computed, np + 16);
+    mc_gen_result_fini(&r);
+    /* a cached prompt (a stage-2 round): its last token and the draft in one pass */
+    MC_REQUIRE(mc_gen_run(f.c, f.tok, p, np, ref, 16, &gp, &r, &err) == 0);
+    CHECK_EQ_INT(r.n_accepted, 16);
+    CHECK_EQ_INT(r.n_passes, 1);
+    CHECK_EQ_INT(r.n_computed, 1 + 16);
+    mc_gen_result_fini(&r);
+    /* a long uncached prompt: the tail alone, then the draft */
+    int32_t longp[200];
+    for (int i = 0; i < 200; i++)
+        longp[i] = i == 0 ? 1 : 3 + (i * 7) % 500;
+    mc_ctx_truncate(f.c, 0);
+    MC_REQUIRE(mc_gen_run(f.c, f.tok, longp, 200, ref, 4, &gp, &r, &err) == 0);
+    CHECK_EQ_INT(r.n_passes, 2);
     mc_gen_result_fini(&r);
     /* max_new 1 after a rejected draft: exactly the correction */
     int32_t bad[4] = {ref[0], ref[1], (ref[2] + 1) % f.n_vocab, ref[3]};

@@ -11,7 +11,8 @@
  *     log-probabilities, streaming through a callback).
  *
  * Draft verification (greedy only). prompt ⊕ draft is evaluated with logits at
- * every draft position in one batched forward pass. Draft token i is accepted
+ * every draft position in one batched forward pass (two when the prompt's
+ * uncached tail is long: the tail alone, with the last row's logits only). Draft token i is accepted
  * while it equals the model's own greedy choice at its position (under the
  * healing constraint) and no stop rule has ended the text; the first rejected
  * position gets the model's own token instead (the correction), and when every

@@ -415,18 +415,44 @@ int mc_gen_run(mc_ctx *c, const mc_tok *tok, const int32_t *prompt, int n_prompt
         r->stop = MC_GEN_CANCELED;
         goto done;
     }
-    rc = mc_ctx_decode(c, prompt + keep, n_prompt - keep, 0, err);
-    if (rc != 0)
-        goto fail;
-    r->n_passes++;
-    r->n_computed += n_prompt - keep;
-    memcpy(s.row0, mc_ctx_logits_last(c), (size_t)n_vocab * sizeof(float));
-    if (n_draft > 0) {
-        rc = mc_ctx_decode(c, draft, n_draft, 1, err);
+    /* A short tail (a cached prompt, as in every stage-2 round) goes into the
+     * draft's pass: one forward pass (one read of the weights) for both. A
+     * long tail runs alone with the last row's logits only, so that a cold
+     * prompt does not compute logits for every position. */
+    const int tail = n_prompt - keep;
+    const bool joint = n_draft > 0 && tail <= 16;
+    int row_base = 0; /* row of the last decode whose logits predict draft[0] */
+    if (joint) {
+        int32_t *seq = malloc((size_t)(tail + n_draft) * sizeof *seq);
+        if (!seq) {
+            rc = mc_err_set(err, MC_ENOMEM, -1, "out of memory");
+            goto fail;
+        }
+        memcpy(seq, prompt + keep, (size_t)tail * sizeof *seq);
+        memcpy(seq + tail, draft, (size_t)n_draft * sizeof *seq);
+        rc = mc_ctx_decode(c, seq, tail + n_draft, 1, err);
+        free(seq);
         if (rc != 0)
             goto fail;
         r->n_passes++;
-        r->n_computed += n_draft;
+        r->n_computed += tail + n_draft;
+        row_base = tail - 1;
+        memcpy(s.row0, mc_ctx_logits(c, row_base), (size_t)n_vocab * sizeof(float));
+    } else {
+        rc = mc_ctx_decode(c, prompt + keep, tail, 0, err);
+        if (rc != 0)
+            goto fail;
+        r->n_passes++;
+        r->n_computed += tail;
+        memcpy(s.row0, mc_ctx_logits_last(c), (size_t)n_vocab * sizeof(float));
+        if (n_draft > 0) {
+            rc = mc_ctx_decode(c, draft, n_draft, 1, err);
+            if (rc != 0)
+                goto fail;
+            r->n_passes++;
+            r->n_computed += n_draft;
+            row_base = -1;
+        }
     }
     r->ms_prompt = (mc_time_s() - t0) * 1e3;
 
@@ -436,7 +462,7 @@ int mc_gen_run(mc_ctx *c, const mc_tok *tok, const int32_t *prompt, int n_prompt
     int32_t last = -1; /* the newest token not yet in the cache */
     for (int i = 0; i <= n_draft && !s.ended; i++) {
         if (i > 0)
-            row = mc_ctx_logits(c, i - 1);
+            row = mc_ctx_logits(c, row_base + i);
         int32_t g = decide(&s, row);
         if (i < n_draft && g == draft[i]) {
             rc = push(&s, g, row, true);
