@@ -104,8 +104,9 @@ typedef struct mc_lsp_params {
     const char *slm_path;       /* small model (GGUF); NULL: none until configured */
     const char *llm_path;       /* large model, in process (GGUF); NULL: none */
     const char *tokenizer_path; /* GGUF whose vocabulary both models use (NULL: the SLM's own) */
-    const char *llm_url;        /* remote large model (needs the remote module) */
+    const char *llm_url;        /* remote large model ("none": none, everything stays local) */
     const char *llm_api_key;    /* its bearer token (never logged) */
+    const char *llm_log;        /* JSON Lines log of what each escalation sent (NULL: none) */
     float tau;                  /* confidence threshold (the cascade's default 0.5) */
     bool retrieval;             /* repository retrieval (true) */
     int debounce_ms;            /* wait before running a model for a request (0) */

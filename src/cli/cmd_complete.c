@@ -21,7 +21,8 @@ static void usage(FILE *f) {
             "Prints the suggestion on stdout and an account of the request on stderr.\n\n"
             "  -m, --slm FILE      the small model (GGUF; default models/mccom-cpu-small-q8_0.gguf)\n"
             "  --llm FILE          the large model, in process (GGUF, same vocabulary)\n"
-            "  --remote URL        the large model behind HTTP (mccom serve, vLLM, llama.cpp)\n"
+            "  --remote URL        the large model behind HTTP (mccom serve, vLLM, llama.cpp);\n"
+            "                      none (the default) sends nothing anywhere\n"
             "  --remote-kind K     auto (default), mccom, vllm or openai\n"
             "  --api-key KEY       bearer token for --remote (or $MCCOM_API_KEY)\n"
             "  --remote-log FILE   log every escalation (what was sent) as JSON lines\n"
@@ -137,7 +138,7 @@ int mc_cmd_complete(int argc, char **argv) {
             else if (!strcmp(a, "--llm"))
                 llm_path = v;
             else if (!strcmp(a, "--remote"))
-                remote_url = v;
+                remote_url = strcmp(v, "none") ? v : NULL; /* none: nothing leaves the machine */
             else if (!strcmp(a, "--remote-log"))
                 remote_log = v;
             else if (!strcmp(a, "--api-key"))

@@ -34,6 +34,7 @@ static void usage(FILE *f) {
             "  --slm FILE          the small model (GGUF)\n"
             "  --llm FILE          the large model, in process (GGUF, same vocabulary)\n"
             "  --remote URL        the large model behind an HTTP server (mccom serve, vLLM, ...)\n"
+            "  --remote-log FILE   log what every large-model call sent (JSON lines)\n"
             "  --vocab FILE        take the tokenizer from this GGUF (default: the small model's)\n"
             "  --modes LIST        comma-separated; default all: slm,llm,llm+rag,llm+iter,cascade,\n"
             "                      cascade-no-routing,cascade-no-spec,cascade-no-iter\n"
@@ -62,7 +63,7 @@ static void usage(FILE *f) {
 typedef struct opts {
     const char *bench[16];
     int n_bench;
-    const char *repos, *slm, *llm, *remote, *vocab, *out, *report;
+    const char *repos, *slm, *llm, *remote, *remote_log, *vocab, *out, *report;
     const char *modes, *tau, *cal_repos, *note;
     double em_drop, rtt, rtt_report, reaction;
     int per_repo, limit, full, report_only, quiet;
@@ -134,7 +135,9 @@ static int parse_opts(int argc, char **argv, opts *o) {
         else if (!strcmp(a, "--llm"))
             o->llm = v;
         else if (!strcmp(a, "--remote"))
-            o->remote = v;
+            o->remote = strcmp(v, "none") ? v : NULL;
+        else if (!strcmp(a, "--remote-log"))
+            o->remote_log = v;
         else if (!strcmp(a, "--vocab"))
             o->vocab = v;
         else if (!strcmp(a, "--out"))
@@ -760,6 +763,7 @@ int mc_cmd_eval(int argc, char **argv) {
         mc_remote_params rp = mc_remote_params_default();
         rp.url = o.remote;
         rp.api_key = getenv("MCCOM_API_KEY");
+        rp.log_path = o.remote_log;
         if (mc_llm_remote_new(&rp, tok, &shared, &err) != 0) {
             mc_cli_error(o.remote, &err);
             goto out;

@@ -16,7 +16,9 @@ static void usage(FILE *f) {
             "  --slm FILE          small model (GGUF)\n"
             "  --llm FILE          large model, run in this process (GGUF)\n"
             "  --tokenizer FILE    GGUF whose vocabulary both models use (default: the small model's)\n"
-            "  --llm-url URL       remote large model (needs a build with the remote client)\n"
+            "  --llm-url URL       remote large model (mccom serve, vLLM, OpenAI-compatible);\n"
+            "                      \"none\" keeps everything on this machine\n"
+            "  --llm-log FILE      log what every escalation sends (JSON lines: bytes, files)\n"
             "  --llm-key-env VAR   environment variable holding its API key (default MCCOM_LLM_API_KEY)\n"
             "  --tau X             escalate at once below this confidence (default 0.5)\n"
             "  --no-retrieval      no repository retrieval (and no index)\n"
@@ -86,6 +88,8 @@ int mc_cmd_lsp(int argc, char **argv) {
             p.llm_url = v;
         else if (!strcmp(a, "--llm-key-env"))
             key_env = v;
+        else if (!strcmp(a, "--llm-log"))
+            p.llm_log = v;
         else if (!strcmp(a, "--tau")) {
             char *end;
             p.tau = strtof(v, &end);

@@ -18,6 +18,7 @@ void mc__lsp_config_from_params(mc__lsp_config *c, const mc_lsp_params *p) {
     c->tokenizer_path = dup_or_null(p->tokenizer_path);
     c->llm_url = dup_or_null(p->llm_url);
     c->llm_api_key = dup_or_null(p->llm_api_key);
+    c->llm_log = dup_or_null(p->llm_log);
     c->tau = p->tau;
     c->retrieval = p->retrieval;
     c->debounce_ms = p->debounce_ms;
@@ -35,6 +36,7 @@ void mc__lsp_config_fini(mc__lsp_config *c) {
     free(c->tokenizer_path);
     free(c->llm_url);
     free(c->llm_api_key);
+    free(c->llm_log);
     memset(c, 0, sizeof *c);
 }
 
@@ -45,7 +47,8 @@ int mc__lsp_config_copy(mc__lsp_config *dst, const mc__lsp_config *src) {
     dst->tokenizer_path = dup_or_null(src->tokenizer_path);
     dst->llm_url = dup_or_null(src->llm_url);
     dst->llm_api_key = dup_or_null(src->llm_api_key);
-    if ((src->slm_path && !dst->slm_path) || (src->llm_path && !dst->llm_path) ||
+    dst->llm_log = dup_or_null(src->llm_log);
+    if ((src->llm_log && !dst->llm_log) || (src->slm_path && !dst->slm_path) || (src->llm_path && !dst->llm_path) ||
         (src->tokenizer_path && !dst->tokenizer_path) || (src->llm_url && !dst->llm_url) ||
         (src->llm_api_key && !dst->llm_api_key)) {
         mc__lsp_config_fini(dst);
@@ -65,7 +68,7 @@ bool mc__lsp_config_models_differ(const mc__lsp_config *a, const mc__lsp_config 
 
 bool mc__lsp_config_llm_differs(const mc__lsp_config *a, const mc__lsp_config *b) {
     return !str_eq(a->llm_path, b->llm_path) || !str_eq(a->llm_url, b->llm_url) ||
-           !str_eq(a->llm_api_key, b->llm_api_key);
+           !str_eq(a->llm_api_key, b->llm_api_key) || !str_eq(a->llm_log, b->llm_log);
 }
 
 static void problem(char *msg, size_t cap, int *n, const char *key, const char *what) {
@@ -139,6 +142,8 @@ int mc__lsp_config_apply(mc__lsp_config *c, const json_t *o, char *msg, size_t c
             set_str(&c->llm_url, v, key, msg, cap, &n);
         else if (!strcmp(key, "llmApiKey"))
             set_str(&c->llm_api_key, v, key, msg, cap, &n);
+        else if (!strcmp(key, "llmLog"))
+            set_str(&c->llm_log, v, key, msg, cap, &n);
         else if (!strcmp(key, "tau")) {
             if (!json_is_number(v) || !(json_number_value(v) >= 0.0 && json_number_value(v) <= 1.0))
                 problem(msg, cap, &n, key, "must be a number in [0, 1]");

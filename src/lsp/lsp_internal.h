@@ -87,7 +87,7 @@ bool mc__json_uint(const json_t *o, const char *key, uint32_t *out);
 /* ---- config.c -------------------------------------------------------------------- */
 
 typedef struct mc__lsp_config {
-    char *slm_path, *llm_path, *tokenizer_path, *llm_url, *llm_api_key;
+    char *slm_path, *llm_path, *tokenizer_path, *llm_url, *llm_api_key, *llm_log;
     float tau;
     bool retrieval;
     int debounce_ms;

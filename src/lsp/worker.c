@@ -184,12 +184,13 @@ static mc_cascade_params cascade_params(const mc__lsp_config *cfg) {
 
 static void load_llm(mc_lsp_server *s, mc__lsp_engine *e, const mc__lsp_config *cfg) {
     mc_err err;
-    if (cfg->llm_url) {
+    if (cfg->llm_url && strcmp(cfg->llm_url, "none") != 0) {
         if (!e->tok)
             return;
         mc_remote_params rp = mc_remote_params_default();
         rp.url = cfg->llm_url;
         rp.api_key = cfg->llm_api_key;
+        rp.log_path = cfg->llm_log;
         if (mc_llm_remote_new(&rp, e->tok, &e->llm, &err) != 0) {
             mc__lsp_log(s, 0, "large model %s: %s", cfg->llm_url, err.msg);
             mc__lsp_show_message(s, 1, "mccom: large model %s: %s", cfg->llm_url, err.msg);
@@ -199,8 +200,8 @@ static void load_llm(mc_lsp_server *s, mc__lsp_engine *e, const mc__lsp_config *
         mc__lsp_log(s, 1, "large model: %s", mc_llm_describe(e->llm));
         return;
     }
-    if (!cfg->llm_path || !e->tok)
-        return;
+    if (cfg->llm_url || !cfg->llm_path || !e->tok)
+        return; /* llmUrl "none": the small model alone, nothing leaves the machine */
     if (mc_model_load(cfg->llm_path, &e->llm_model, &err) != 0) {
         mc__lsp_log(s, 0, "large model %s: %s", cfg->llm_path, err.msg);
         mc__lsp_show_message(s, 1, "mccom: large model %s: %s", cfg->llm_path, err.msg);
