@@ -19,6 +19,10 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#endif
+
 #define MC__TOK_BLOCK 32
 
 /* ---- dispatch -------------------------------------------------------------------- */
@@ -27,12 +31,20 @@ static const mc_kernels *g_tables[MC_ISA_COUNT]; /* written once under g_once */
 static const mc_kernels *g_best;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/* F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports does
+ * not know "f16c". */
+static int has_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) != 0;
+}
+#endif
+
 static void detect(void) {
     g_tables[MC_ISA_SCALAR] = &mc__kernels_scalar;
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
-    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-               __builtin_cpu_supports("f16c");
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
     if (avx2)
         g_tables[MC_ISA_AVX2] = &mc__kernels_avx2;
     int avx512 = avx2 && __builtin_cpu_supports("avx512f") &&

@@ -237,9 +237,10 @@ AI void quantize_block(const float *x, __m128i *lo, __m128i *hi, float *d) {
     const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
     *d = mc_fp16_to_fp32(mc_fp32_to_fp16(amax / 127.0f));
     const __m512 mul = _mm512_set1_ps(id);
-    const int rnd = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-    *lo = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v0, mul), rnd)));
-    *hi = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v1, mul), rnd)));
+#define RND (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC) /* an immediate for clang */
+    *lo = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v0, mul), RND)));
+    *hi = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v1, mul), RND)));
+#undef RND
 }
 
 /* The grouped record (internal.h) of one token; off = 128 (Q8_0) or 8 (Q4_0). */
