@@ -1,7 +1,7 @@
 /* fuzz/fuzz_retr.c — fuzz target for the retrieval index loader (untrusted
  * bytes from disk). The checksum is skipped so that mutations reach the
  * parser. Built into the test binary, where MC_TEST replays the corpus in
- * fuzz/corpus/retr_index/; with -DMC_FUZZ_MAIN (libFuzzer) it is the entry
+ * fuzz/corpus/retr/; with -DMC_LIBFUZZER (scripts/fuzz.sh) it is the entry
  * point LLVMFuzzerTestOneInput. */
 #include "../src/retr/retr_internal.h"
 #include "../tests/test.h"
@@ -30,13 +30,13 @@ int mc_fuzz_retr_index(const uint8_t *data, size_t size) {
     return 0;
 }
 
-#ifdef MC_FUZZ_MAIN
+#if defined(MC_FUZZ_MAIN) || defined(MC_LIBFUZZER)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) { return mc_fuzz_retr_index(data, size); }
 #else
 
 MC_TEST_T(fuzz_retr_index_corpus, 30) {
-    const char *dir = "fuzz/corpus/retr_index";
+    const char *dir = "fuzz/corpus/retr";
     DIR *d = opendir(dir);
     if (!d)
         MC_SKIP("no corpus");
