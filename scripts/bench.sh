@@ -9,13 +9,17 @@
 #     and cached in build/bench-models/.
 #  2. Decode speed as a share of the memory-bandwidth limit: a decode step reads every
 #     weight once, so tokens/s <= copy bandwidth (bench_stream) / model bytes.
-#  3. The cost of a one-line completion on a 1,500-token file: 16 typed tokens appended
+#  3. Long prompts: prompt processing at 512, 1024 and 2048 tokens (Q8_0), mccom against
+#     llama.cpp, on the code model's shape (4 layers, 192 wide, 3 heads sharing 1 KV head)
+#     and the 30M and 150M shapes: where attention over the cached positions dominates.
+#  4. The cost of a one-line completion on a 1,500-token file: 16 typed tokens appended
 #     and 12 generated, with the file's prefix cached (warm) and not (cold).
-#  4. `mccom serve` under load (bench/serve_load.sh): wrk against /v1/completions on
+#  5. `mccom serve` under load (bench/serve_load.sh): wrk against /v1/completions on
 #     models/stories260K.gguf with 1, 8 and 32 connections, SERVE_DURATION seconds each.
-#  5. Every other build/release/bench_* program, in turn (new ones join automatically).
+#  6. Every other build/release/bench_* program, in turn (new ones join automatically).
 # Knobs (environment): BENCH_REPS (3), BENCH_THREADS ("1 2"), BENCH_SIZES ("30m 150m 500m"),
-# BENCH_TYPES ("f16 q8_0 q4_0"), BENCH_COMPLETION_SIZES ("30m 150m"), BENCH_TIMEOUT (600 s
+# BENCH_TYPES ("f16 q8_0 q4_0"), BENCH_COMPLETION_SIZES ("30m 150m"), BENCH_LONG_SIZES
+# ("code 30m 150m"), BENCH_LONG_PP ("512 1024 2048"; empty skips), BENCH_TIMEOUT (600 s
 # per measurement), SERVE_DURATION (60 s per load level; 0 skips the load test) and the
 # other SERVE_* knobs of bench/serve_load.sh. On the 2-core reference machine the full run takes about 15 minutes;
 # it needs a quiet machine (both engines' threads spin while they wait for each other).
@@ -31,6 +35,8 @@ THREADS=${BENCH_THREADS:-"1 2"}
 SIZES=${BENCH_SIZES:-"30m 150m 500m"}
 TYPES=${BENCH_TYPES:-"f16 q8_0 q4_0"}
 COMPLETION_SIZES=${BENCH_COMPLETION_SIZES:-"30m 150m"}
+LONG_SIZES=${BENCH_LONG_SIZES:-"code 30m 150m"}
+LONG_PP=${BENCH_LONG_PP-"512 1024 2048"}
 # No single measurement may hang the benchmark (e.g. spinning threads on a busy machine).
 TIMEOUT=${BENCH_TIMEOUT:-600}
 
@@ -41,6 +47,7 @@ done
 # Shapes: mkmodel arguments per size.
 shape() {
     case "$1" in
+    code) echo "--arch llama --vocab 16384 --embd 192 --layers 4 --heads 3 --kv-heads 1 --ff 512 --tied" ;;
     30m)  echo "--arch llama --vocab 32000 --embd 512 --layers 4 --heads 8 --ff 1408 --tied" ;;
     150m) echo "--arch llama --vocab 32000 --embd 768 --layers 14 --heads 12 --ff 2048" ;;
     500m) echo "--arch qwen2 --vocab 151936 --embd 896 --layers 24 --heads 14 --kv-heads 2 --ff 4864 --bias --tied" ;;
@@ -49,6 +56,7 @@ shape() {
 }
 shape_desc() {
     case "$1" in
+    code) echo "llama 4L 192d, 3 heads / 1 KV head (code model shape)" ;;
     30m)  echo "llama 4L 512d" ;;
     150m) echo "llama 14L 768d" ;;
     500m) echo "qwen2 24L 896d (Qwen2.5-0.5B shape)" ;;
@@ -63,8 +71,10 @@ jget() { sed -n "s/^ *\"$1\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}\$/\1/p" | he
 calc() { awk "BEGIN { a = $1; printf(\"$2\", a) }" 2>/dev/null || echo "-"; }
 
 mkdir -p "$MODELS"
-for s in $SIZES $COMPLETION_SIZES; do
-    for t in $TYPES q8_0; do
+for s in $SIZES $COMPLETION_SIZES $LONG_SIZES; do
+    types="$TYPES q8_0"
+    case " $SIZES " in *" $s "*) ;; *) types=q8_0 ;; esac
+    for t in $types; do
         f=$(model "$s" "$t")
         if [ ! -f "$f" ]; then
             echo "bench: generating $f" >&2
@@ -132,6 +142,32 @@ for s in $SIZES; do
     done
 done
 echo
+
+# ---- long prompts ----------------------------------------------------------------------
+if [ -n "$LONG_PP" ]; then
+    echo "## Long prompts: prompt processing, mccom vs llama.cpp (tokens/s, median of $REPS)"
+    echo
+    echo "pp tokens into an empty cache (mccom in batches of 512, its default; llama.cpp in one batch); Q8_0 weights, F16 KV cache."
+    echo
+    echo "| model | threads | pp | mccom | llama.cpp | ratio |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    for s in $LONG_SIZES; do
+        f=$(model "$s" q8_0)
+        for th in $THREADS; do
+            for pp in $LONG_PP; do
+                ours=$(timeout "$TIMEOUT" "$REL/bench_engine" speed "$f" --pp "$pp" --tg 0 --threads "$th" --reps "$REPS" 2>&1) ||
+                    { echo "bench: bench_engine failed on $f: $ours" >&2; ours=""; }
+                theirs=$(timeout "$TIMEOUT" "$ORACLE" bench "$f" --pp "$pp" --tg 0 --threads "$th" --reps "$REPS" 2>&1) ||
+                    { echo "bench: oracle failed on $f: $theirs" >&2; theirs=""; }
+                pp_o=$(echo "$ours" | jget pp_tok_s); pp_l=$(echo "$theirs" | jget pp_tok_s)
+                printf '| %s | %s | %s | %s | %s | %s |\n' "$(shape_desc "$s")" "$th" "$pp" \
+                    "$(calc "${pp_o:-0}" '%.1f')" "$(calc "${pp_l:-0}" '%.1f')" \
+                    "$(calc "${pp_o:-0}/${pp_l:-0}" '%.2f')"
+            done
+        done
+    done
+    echo
+fi
 
 # ---- completion latency ------------------------------------------------------------
 th_max=$(echo "$THREADS" | tr ' ' '\n' | sort -n | tail -1)

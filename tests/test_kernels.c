@@ -389,69 +389,194 @@ MC_TEST(kernels_vec_helpers_match_scalar) {
     fprintf(stderr, "best kernels: %s\n", mc_kernels_name(mc_kernels_best()));
 }
 
-/* The attention kernels against the scalar ones: F16 and F32 rows, head sizes
- * with every kind of tail (below, at and past the vector widths), row counts
- * around the four-row steps, a row stride wider than a row. Also: a score
- * depends only on its row (the same bits whatever n is). */
-MC_TEST(kernels_kv_attention_match_scalar) {
-    enum { MAXN = 37, MAXHD = 130, STRIDE = 141 };
-    static float kf[MAXN * STRIDE], q[MAXHD], w[MAXN];
-    static uint16_t kh[MAXN * STRIDE];
-    for (int i = 0; i < MAXN * STRIDE; i++) {
-        kf[i] = rnd_f() * 2;
-        kh[i] = mc_fp32_to_fp16(rnd_f() * 2);
+/* ---- attention ---------------------------------------------------------------------------- */
+
+enum { ATT_MAXN = 300, ATT_MAXHD = 130, ATT_VSTRIDE = 133 };
+
+/* A cache of ATT_MAXN positions in the layout of kernels.h (K blocked, V rows
+ * ATT_VSTRIDE apart), F32 and F16 copies of the same random values. */
+typedef struct att_cache {
+    float kf[(ATT_MAXN + 16) * ATT_MAXHD], vf[ATT_MAXN * ATT_VSTRIDE]; /* K: whole blocks */
+    uint16_t kh[(ATT_MAXN + 16) * ATT_MAXHD], vh[ATT_MAXN * ATT_VSTRIDE];
+} att_cache;
+
+/* Positions from..ATT_MAXN-1: random values in [-2, 2) if poison is 0, else
+ * all `poison` (NaN, inf: what a stale cache may hold past a row's end). */
+static void att_fill(att_cache *c, int64_t hd, int64_t from, float poison) {
+    for (int64_t p = from; p < ATT_MAXN; p++) {
+        for (int64_t i = 0; i < hd; i++) {
+            float k = poison != 0 ? poison : rnd_f() * 2;
+            float v = poison != 0 ? poison : rnd_f() * 2;
+            int64_t ki = mc_kv_k_index(p, i, hd), vi = p * ATT_VSTRIDE + i;
+            c->kh[ki] = mc_fp32_to_fp16(k);
+            c->kf[ki] = k;
+            c->vh[vi] = mc_fp32_to_fp16(v);
+            c->vf[vi] = v;
+        }
     }
-    for (int i = 0; i < MAXHD; i++)
+}
+
+static mc_attn_rows att_args(const att_cache *c, int64_t hd, int f16, float scale, float *scratch) {
+    mc_attn_rows a;
+    memset(&a, 0, sizeof a);
+    a.hd = hd;
+    a.k = f16 ? (const void *)c->kh : (const void *)c->kf;
+    a.v = f16 ? (const void *)c->vh : (const void *)c->vf;
+    a.v_stride = ATT_VSTRIDE;
+    a.f16 = f16;
+    a.scale = scale;
+    a.scratch = scratch;
+    return a;
+}
+
+static float att_k(const att_cache *c, int f16, int64_t p, int64_t i, int64_t hd) {
+    int64_t ki = mc_kv_k_index(p, i, hd);
+    return f16 ? mc_fp16_to_fp32(c->kh[ki]) : c->kf[ki];
+}
+
+/* Every SIMD table against the scalar one, a row at a time: F16 and F32
+ * caches, head sizes with every kind of tail (below, at and past the vector
+ * widths), position counts around the 16-position blocks and the 64-position
+ * steps, a soft and a peaked softmax. The bound is the error the scores' f32
+ * sums allow, carried through the softmax weights, plus the exp's. */
+MC_TEST(kernels_attn_matches_scalar) {
+    static att_cache c;
+        static float q[ATT_MAXHD], y0[ATT_MAXHD + 1], y1[ATT_MAXHD + 1];
+    static float scratch[ATT_MAXN + 16];
+    static double w[ATT_MAXN];
+    for (int i = 0; i < ATT_MAXHD; i++)
         q[i] = rnd_f();
-    for (int i = 0; i < MAXN; i++)
-        w[i] = (rnd_f() + 1.0f) / MAXN;
     static const int64_t hds[] = {1, 7, 8, 9, 16, 17, 33, 64, 80, 100, 128, 130};
-    static const int64_t ns[] = {0, 1, 2, 3, 4, 5, 8, 9, 31, MAXN};
+    static const int64_t ns[] = {1, 2, 3, 15, 16, 17, 31, 33, 63, 64, 65, 100, 129, ATT_MAXN};
     const mc_kernels *ks = mc_kernels_for(MC_ISA_SCALAR);
+    int n_checked = 0;
     for (int isa = MC_ISA_AVX2; isa < MC_ISA_COUNT; isa++) {
         const mc_kernels *k = mc_kernels_for(isa);
         if (!k)
             continue;
         for (int f16 = 0; f16 <= 1; f16++) {
-            const void *kv = f16 ? (const void *)kh : (const void *)kf;
-            for (size_t a = 0; a < MC_ARRAY_LEN(hds); a++) {
-                const int64_t hd = hds[a];
-                float full[MAXN];
-                k->kv_dot(MAXN, hd, kv, STRIDE, f16, q, full);
-                for (size_t b = 0; b < MC_ARRAY_LEN(ns); b++) {
-                    const int64_t n = ns[b];
-                    float s0[MAXN + 1], s1[MAXN + 1], y0[MAXHD + 1], y1[MAXHD + 1];
-                    s1[n] = y1[hd] = 12345.0f; /* sentinels: nothing written past the end */
-                    ks->kv_dot(n, hd, kv, STRIDE, f16, q, s0);
-                    k->kv_dot(n, hd, kv, STRIDE, f16, q, s1);
-                    for (int64_t p = 0; p < n; p++) {
-                        double mag = 0;
-                        for (int64_t i = 0; i < hd; i++)
-                            mag += fabs((double)q[i] * (f16 ? mc_fp16_to_fp32(kh[p * STRIDE + i])
-                                                            : kf[p * STRIDE + i]));
-                        CHECK_MSG(fabs(s1[p] - s0[p]) <= 1e-6 * mag + 1e-7,
-                                  "%s kv_dot f16=%d hd %lld n %lld: s[%lld] %g scalar %g", k->name,
-                                  f16, (long long)hd, (long long)n, (long long)p, s1[p], s0[p]);
-                        CHECK_MSG(!memcmp(&s1[p], &full[p], 4), "%s kv_dot: score %lld depends on n",
-                                  k->name, (long long)p);
-                    }
-                    CHECK(s1[n] == 12345.0f);
-                    ks->kv_sum(n, hd, kv, STRIDE, f16, w, y0);
-                    k->kv_sum(n, hd, kv, STRIDE, f16, w, y1);
-                    for (int64_t i = 0; i < hd; i++) {
-                        double mag = 0;
+            for (size_t a_ = 0; a_ < MC_ARRAY_LEN(hds); a_++) {
+                const int64_t hd = hds[a_];
+                att_fill(&c, hd, 0, 0); /* this head size's layout */
+                for (int peaked = 0; peaked <= 1; peaked++) {
+                    const float scale = peaked ? 4.0f : 1.0f / sqrtf((float)hd);
+                    for (size_t b = 0; b < MC_ARRAY_LEN(ns); b++) {
+                        const int64_t n = ns[b];
+                        mc_attn_rows a = att_args(&c, hd, f16, scale, scratch);
+                        a.n_rows = 1;
+                        a.q[0] = q;
+                        a.n[0] = n;
+                        y0[hd] = y1[hd] = 12345.0f; /* sentinels */
+                        a.out[0] = y0;
+                        ks->attn(&a);
+                        a.out[0] = y1;
+                        k->attn(&a);
+                        CHECK(y0[hd] == 12345.0f && y1[hd] == 12345.0f);
+                        /* softmax weights in double, and the largest score magnitude */
+                        double mx = -INFINITY, sum = 0, mag = 0;
+                        for (int64_t p = 0; p < n; p++) {
+                            double s = 0, m = 0;
+                            for (int64_t i = 0; i < hd; i++) {
+                                s += (double)q[i] * att_k(&c, f16, p, i, hd);
+                                m += fabs((double)q[i] * att_k(&c, f16, p, i, hd));
+                            }
+                            w[p] = s * scale;
+                            mx = fmax(mx, w[p]);
+                            mag = fmax(mag, m * scale);
+                        }
                         for (int64_t p = 0; p < n; p++)
-                            mag += fabs((double)w[p] * (f16 ? mc_fp16_to_fp32(kh[p * STRIDE + i])
-                                                            : kf[p * STRIDE + i]));
-                        CHECK_MSG(fabs(y1[i] - y0[i]) <= 1e-6 * mag + 1e-7,
-                                  "%s kv_sum f16=%d hd %lld n %lld: out[%lld] %g scalar %g", k->name,
-                                  f16, (long long)hd, (long long)n, (long long)i, y1[i], y0[i]);
+                            sum += (w[p] = exp(w[p] - mx));
+                        for (int64_t i = 0; i < hd; i++) {
+                            double wv = 0;
+                            for (int64_t p = 0; p < n; p++)
+                                wv += w[p] / sum *
+                                      fabs(f16 ? mc_fp16_to_fp32(c.vh[p * ATT_VSTRIDE + i])
+                                               : c.vf[p * ATT_VSTRIDE + i]);
+                            double tol = wv * (1e-5 + 4e-6 * mag) + 1e-7;
+                            CHECK_MSG(fabs(y1[i] - y0[i]) <= tol,
+                                      "%s attn f16=%d hd %lld n %lld scale %g: out[%lld] %.9g "
+                                      "scalar %.9g (tol %.3g)",
+                                      k->name, f16, (long long)hd, (long long)n, scale,
+                                      (long long)i, y1[i], y0[i], tol);
+                            n_checked++;
+                        }
                     }
-                    CHECK(y1[hd] == 12345.0f);
                 }
             }
         }
     }
+    printf("%d outputs checked against the scalar table\n", n_checked);
+}
+
+/* The property speculative decoding rests on: a row's output is the same bits
+ * whether it is computed alone, with a cache that holds garbage (NaN, inf)
+ * past its own positions, as decode sees it, or in a call with other rows of
+ * other lengths at any place in it. Every table, F16 and F32 caches. */
+MC_TEST(kernels_attn_rows_independent) {
+    static att_cache c, orig;
+    static float q[MC_ATTN_ROWS][ATT_MAXHD], tiled[MC_ATTN_ROWS][ATT_MAXHD + 1];
+    static float alone[ATT_MAXHD + 1];
+    static float scratch[MC_ATTN_ROWS * (ATT_MAXN + 16) + 1];
+    for (int r = 0; r < MC_ATTN_ROWS; r++)
+        for (int i = 0; i < ATT_MAXHD; i++)
+            q[r][i] = rnd_f() * 1.5f;
+    static const int64_t hds[] = {7, 16, 33, 64, 130};
+    int n_rows_checked = 0;
+    for (int isa = MC_ISA_SCALAR; isa < MC_ISA_COUNT; isa++) {
+        const mc_kernels *k = mc_kernels_for(isa);
+        if (!k)
+            continue;
+        for (int f16 = 0; f16 <= 1; f16++) {
+            for (size_t h = 0; h < MC_ARRAY_LEN(hds); h++) {
+                const int64_t hd = hds[h];
+                for (int layout = 0; layout < 4; layout++) {
+                    /* row counts 1..8; lengths: a causal run (decode's batch), spread
+                     * out, all equal, one long row among short ones */
+                    const int n_rows = layout == 3 ? 5 : MC_ATTN_ROWS - layout;
+                    int64_t n[MC_ATTN_ROWS];
+                    for (int r = 0; r < n_rows; r++)
+                        n[r] = layout == 0   ? 250 + r
+                               : layout == 1 ? 1 + (r * 97) % ATT_MAXN
+                               : layout == 2 ? 64
+                                             : (r == 2 ? ATT_MAXN : 3 + r);
+                    att_fill(&c, hd, 0, 0);
+                    float *sent = scratch + n_rows * mc_kv_padded(ATT_MAXN);
+                    *sent = 12345.0f;
+                    mc_attn_rows a = att_args(&c, hd, f16, 1.0f / sqrtf((float)hd), scratch);
+                    a.n_rows = n_rows;
+                    for (int r = 0; r < n_rows; r++) {
+                        a.q[r] = q[(r * 5 + layout) % MC_ATTN_ROWS];
+                        a.n[r] = n[r];
+                        a.out[r] = tiled[r];
+                        tiled[r][hd] = 12345.0f;
+                    }
+                    k->attn(&a);
+                    CHECK(*sent == 12345.0f);
+                    for (int r = 0; r < n_rows; r++) {
+                        CHECK(tiled[r][hd] == 12345.0f);
+                        /* alone, positions past n[r] poisoned, then restored */
+                        memcpy(&orig, &c, sizeof c);
+                        att_fill(&c, hd, n[r], r % 2 ? NAN : INFINITY);
+                        mc_attn_rows b = att_args(&c, hd, f16, a.scale, scratch);
+                        b.n_rows = 1;
+                        b.q[0] = a.q[r];
+                        b.n[0] = n[r];
+                        b.out[0] = alone;
+                        k->attn(&b);
+                        CHECK_MSG(!memcmp(alone, tiled[r], (size_t)hd * sizeof(float)),
+                                  "%s f16=%d hd %lld layout %d: row %d of %d (n %lld) differs "
+                                  "alone",
+                                  k->name, f16, (long long)hd, layout, r, n_rows, (long long)n[r]);
+                        for (int64_t i = 0; i < hd; i++)
+                            CHECK_MSG(isfinite(alone[i]), "%s: output not finite", k->name);
+                        memcpy(&c, &orig, sizeof c);
+                        n_rows_checked++;
+                    }
+                }
+            }
+        }
+    }
+    printf("%d rows checked\n", n_rows_checked);
 }
 
 /* SwiGLU against the scalar table (libm expf): random gates over the whole

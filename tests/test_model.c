@@ -326,8 +326,9 @@ MC_TEST(model_quantized_stories_keep_greedy_tokens) {
  * same whether its token is decoded alone or inside a batch (draft verification), for
  * every weight type and both KV cache types, on the ISA the test names (each test runs
  * in a fresh process, so MCCOM_ISA set here caps the kernels the contexts pick). The
- * batches are uneven on purpose (n_batch 16 over 45 tokens, then a 7-token draft) so
- * that full and ragged register tiles both occur. */
+ * batches are uneven on purpose (n_batch 16 over 93 tokens, then a 7-token draft across
+ * the edge of a 16-position K cache block) so that full and ragged register tiles, and
+ * attention tiles of rows of different lengths, all occur. */
 static void check_batch_bitwise(const char *isa) {
     setenv("MCCOM_ISA", isa, 1);
     const mc_kernels *k = mc_kernels_best();
@@ -335,7 +336,7 @@ static void check_batch_bitwise(const char *isa) {
         MC_SKIP("this CPU lacks the ISA");
     const char *f32 = convert_stories();
     static const int types[] = {MC_TYPE_F32, MC_TYPE_F16, MC_TYPE_Q8_0, MC_TYPE_Q4_0};
-    enum { N = 45, N_PREFIX = 30, N_DRAFT = 7 };
+    enum { N = 93, N_PREFIX = 75, N_DRAFT = 7 };
     int32_t toks[N];
     for (int i = 0; i < N; i++)
         toks[i] = 3 + (i * 53) % 500;

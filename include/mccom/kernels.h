@@ -167,6 +167,56 @@ enum mc_isa {
     MC_ISA_COUNT
 };
 
+/* ---- attention -------------------------------------------------------------- */
+
+/* The KV cache of one KV head, as mc_kernels.attn reads it. Elements are F16
+ * (uint16_t binary16) or F32.
+ *
+ * K is blocked: positions go in blocks of MC_KV_BLOCK, and inside a block
+ * dimension-major, so that the scores of a block's 16 positions are the 16
+ * lanes of one vector sum (no horizontal adds):
+ *   element i of position p is at  (p / 16) * hd * 16 + i * 16 + p % 16
+ * (mc_kv_k_index). A head's K of n positions takes mc_kv_padded(n) * hd
+ * elements: the last block is whole even when n is not a multiple of 16.
+ * V is row-major: element i of position p at p * v_stride + i. */
+#define MC_KV_BLOCK 16
+#define MC_ATTN_ROWS 8 /* query rows per attn call */
+
+static inline int64_t mc_kv_padded(int64_t n) {
+    return (n + MC_KV_BLOCK - 1) / MC_KV_BLOCK * MC_KV_BLOCK;
+}
+static inline int64_t mc_kv_k_index(int64_t p, int64_t i, int64_t hd) {
+    return (p / MC_KV_BLOCK * hd + i) * MC_KV_BLOCK + p % MC_KV_BLOCK;
+}
+
+/* One attn call: rows r < n_rows, each a query q[r] that attends to the
+ * positions 0..n[r]-1 of the cache:
+ *   out[r] = sum_p softmax_p(scale * q[r]·k_p) * v_p        (hd floats)
+ * The scores of a row go through scratch: the call needs
+ * n_rows * mc_kv_padded(max n[r]) floats there (64-byte alignment is best).
+ * Numerics: scores, max and sum in f32 (the scalar table: expf and a double
+ * sum, as before); the SIMD tables use their own e^x (as swiglu's) and
+ * divide the weighted sum of V by the softmax denominator at the end.
+ * Determinism, the property speculative decoding rests on: out[r] depends
+ * only on q[r], n[r], hd, scale, f16 and the cache's first n[r] positions,
+ * bit for bit: never on the other rows, on n_rows, or on where row r sits in
+ * the call. (The kernels read K lanes up to the block that holds the largest
+ * n[r]; lanes of positions >= n[r] never reach row r's result.) */
+typedef struct mc_attn_rows {
+    int64_t hd;                   /* head dimension, >= 1 */
+    const void *k;                /* K blocks (above) */
+    const void *v;                /* V rows */
+    int64_t v_stride;             /* elements from one V row to the next */
+    int f16;                      /* 1: cache elements are F16, 0: F32 */
+    float scale;                  /* usually 1/sqrt(hd) */
+    int n_rows;                   /* 1..MC_ATTN_ROWS */
+    const float *q[MC_ATTN_ROWS]; /* (hd) query of row r */
+    int64_t n[MC_ATTN_ROWS];      /* positions row r attends to, >= 1 */
+    float *out[MC_ATTN_ROWS];     /* (hd) output of row r, overwritten; must not
+                                     overlap q, the cache or scratch */
+    float *scratch;               /* n_rows * mc_kv_padded(max n) floats */
+} mc_attn_rows;
+
 struct mc__gemm_ops; /* internal (src/kernels/internal.h) */
 
 /* A table of kernels for one ISA. Constant; never freed. The function
@@ -184,16 +234,9 @@ typedef struct mc_kernels {
     void (*vec_axpy_f32)(int64_t n, float alpha, const float *x, float *y);
     /* y[i] += alpha*fp16(x[i]) — attention output against an F16 V cache */
     void (*vec_axpy_f16)(int64_t n, float alpha, const uint16_t *x, float *y);
-    /* Attention over n cached rows of hd elements, row p at kv + p*stride
-     * elements, F16 if f16 else F32 (q, w, s, out are F32):
-     * kv_dot: s[p] = sum_i row_p[i] * q[i] for p < n (the scores);
-     * kv_sum: out[i] = sum_p w[p] * row_p[i] for i < hd, overwritten (the
-     * weighted values). s[p] depends only on row p and q, out only on the n
-     * rows and w: never on how the caller batches its queries. */
-    void (*kv_dot)(int64_t n, int64_t hd, const void *kv, int64_t stride, int f16, const float *q,
-                   float *s);
-    void (*kv_sum)(int64_t n, int64_t hd, const void *kv, int64_t stride, int f16, const float *w,
-                   float *out);
+    /* Causal attention of up to MC_ATTN_ROWS query rows that share one KV
+     * head (see mc_attn_rows). */
+    void (*attn)(const mc_attn_rows *a);
     /* y[i] = silu(g[i]) * u[i] with silu(x) = x / (1 + e^-x) (SwiGLU). The
      * scalar table uses libm's expf; the SIMD ones their own e^x (as ggml
      * has its own), within 4e-7 relative of the scalar result. y may alias g

@@ -8,6 +8,9 @@
  * per-token correction restores the -8 offset. Every block's integer sum is
  * the exact integer the scalar oracle computes; only the f32 accumulation
  * order differs from kernels_scalar.c.
+ *
+ * attn as in kernels_avx512.c with half the registers: 2 rows x 2 K blocks
+ * of scores, 2 rows x 32 columns of weighted V, softmax with exp256.
  */
 #include "internal.h"
 
@@ -78,105 +81,6 @@ static void vec_axpy_f16(int64_t n, float alpha, const uint16_t *x, float *y) {
         y[i] += alpha * mc_fp16_to_fp32(x[i]);
 }
 
-/* ---- attention ------------------------------------------------------------------------ */
-
-AI __m256 load_kv8(const void *kv, int64_t i, const int f16) {
-    if (f16)
-        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)kv + i)));
-    return _mm256_loadu_ps((const float *)kv + i);
-}
-
-AI float load_kv1(const void *kv, int64_t i, const int f16) {
-    return f16 ? mc_fp16_to_fp32(((const uint16_t *)kv)[i]) : ((const float *)kv)[i];
-}
-
-/* One row at a time: two FMA chains over 16 elements, then the scalar tail. */
-AI void kv_dot_t(int64_t n, int64_t hd, const void *kv, int64_t stride, const float *q, float *s,
-                 const int f16) {
-    for (int64_t p = 0; p < n; p++) {
-        const int64_t o = p * stride;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-        int64_t i = 0;
-        for (; i + 16 <= hd; i += 16) {
-            a0 = _mm256_fmadd_ps(load_kv8(kv, o + i, f16), _mm256_loadu_ps(q + i), a0);
-            a1 = _mm256_fmadd_ps(load_kv8(kv, o + i + 8, f16), _mm256_loadu_ps(q + i + 8), a1);
-        }
-        if (i + 8 <= hd) {
-            a0 = _mm256_fmadd_ps(load_kv8(kv, o + i, f16), _mm256_loadu_ps(q + i), a0);
-            i += 8;
-        }
-        float acc = hsum256(_mm256_add_ps(a0, a1));
-        for (; i < hd; i++)
-            acc += load_kv1(kv, o + i, f16) * q[i];
-        s[p] = acc;
-    }
-}
-
-static void kv_dot(int64_t n, int64_t hd, const void *kv, int64_t stride, int f16, const float *q,
-                   float *s) {
-    if (f16)
-        kv_dot_t(n, hd, kv, stride, q, s, 1);
-    else
-        kv_dot_t(n, hd, kv, stride, q, s, 0);
-}
-
-/* 32 output elements at a time in registers (even and odd rows in two sets
- * of accumulators), 8 at a time after that, then a scalar tail. */
-AI void kv_sum_t(int64_t n, int64_t hd, const void *kv, int64_t stride, const float *w, float *out,
-                 const int f16) {
-    int64_t i = 0;
-    for (; i + 32 <= hd; i += 32) {
-        __m256 e0 = _mm256_setzero_ps(), e1 = e0, e2 = e0, e3 = e0, o0 = e0, o1 = e0, o2 = e0, o3 = e0;
-        int64_t p = 0;
-        for (; p + 2 <= n; p += 2) {
-            const int64_t r0 = p * stride + i, r1 = r0 + stride;
-            const __m256 w0 = _mm256_set1_ps(w[p]), w1 = _mm256_set1_ps(w[p + 1]);
-            e0 = _mm256_fmadd_ps(w0, load_kv8(kv, r0, f16), e0);
-            e1 = _mm256_fmadd_ps(w0, load_kv8(kv, r0 + 8, f16), e1);
-            e2 = _mm256_fmadd_ps(w0, load_kv8(kv, r0 + 16, f16), e2);
-            e3 = _mm256_fmadd_ps(w0, load_kv8(kv, r0 + 24, f16), e3);
-            o0 = _mm256_fmadd_ps(w1, load_kv8(kv, r1, f16), o0);
-            o1 = _mm256_fmadd_ps(w1, load_kv8(kv, r1 + 8, f16), o1);
-            o2 = _mm256_fmadd_ps(w1, load_kv8(kv, r1 + 16, f16), o2);
-            o3 = _mm256_fmadd_ps(w1, load_kv8(kv, r1 + 24, f16), o3);
-        }
-        if (p < n) {
-            const int64_t r0 = p * stride + i;
-            const __m256 w0 = _mm256_set1_ps(w[p]);
-            e0 = _mm256_fmadd_ps(w0, load_kv8(kv, r0, f16), e0);
-            e1 = _mm256_fmadd_ps(w0, load_kv8(kv, r0 + 8, f16), e1);
-            e2 = _mm256_fmadd_ps(w0, load_kv8(kv, r0 + 16, f16), e2);
-            e3 = _mm256_fmadd_ps(w0, load_kv8(kv, r0 + 24, f16), e3);
-        }
-        _mm256_storeu_ps(out + i, _mm256_add_ps(e0, o0));
-        _mm256_storeu_ps(out + i + 8, _mm256_add_ps(e1, o1));
-        _mm256_storeu_ps(out + i + 16, _mm256_add_ps(e2, o2));
-        _mm256_storeu_ps(out + i + 24, _mm256_add_ps(e3, o3));
-    }
-    for (; i + 8 <= hd; i += 8) {
-        __m256 e = _mm256_setzero_ps();
-        for (int64_t p = 0; p < n; p++)
-            e = _mm256_fmadd_ps(_mm256_set1_ps(w[p]), load_kv8(kv, p * stride + i, f16), e);
-        _mm256_storeu_ps(out + i, e);
-    }
-    for (; i < hd; i++) {
-        float acc = 0.0f;
-        for (int64_t p = 0; p < n; p++)
-            acc += w[p] * load_kv1(kv, p * stride + i, f16);
-        out[i] = acc;
-    }
-}
-
-static void kv_sum(int64_t n, int64_t hd, const void *kv, int64_t stride, int f16, const float *w,
-                   float *out) {
-    if (f16)
-        kv_sum_t(n, hd, kv, stride, w, out, 1);
-    else
-        kv_sum_t(n, hd, kv, stride, w, out, 0);
-}
-
-/* ---- SwiGLU --------------------------------------------------------------------------- */
-
 /* e^x as 2^n * e^r (see kernels_avx512.c), 2^n built in the exponent bits;
  * x is clamped to [-87.3, 88.7] so that n stays in [-126, 127], and above
  * 88.7 the result is inf, as expf's. (Below -87.3 it is 1e-38 instead of a
@@ -199,6 +103,200 @@ AI __m256 exp256(__m256 x0) {
     __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_blendv_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), _mm256_set1_ps(INFINITY), big);
 }
+
+/* ---- attention ------------------------------------------------------------------------ */
+
+AI __m256 load_kv8(const void *kv, int64_t i, const int f16) {
+    if (f16)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)kv + i)));
+    return _mm256_loadu_ps((const float *)kv + i);
+}
+
+AI float load_kv1(const void *kv, int64_t i, const int f16) {
+    return f16 ? mc_fp16_to_fp32(((const uint16_t *)kv)[i]) : ((const float *)kv)[i];
+}
+
+/* Scores of rows r0..r0+R-1 against K blocks b0..b0+B-1 (two ymm each):
+ * lane j of block b is one FMA chain over i = 0..hd-1 in order, whatever R
+ * and B are (see kernels_avx512.c). */
+AI void qk_tile(const mc_attn_rows *a, int r0, int64_t b0, int64_t S, const int R, const int B,
+                const int f16) {
+    const int64_t hd = a->hd;
+    const int64_t kb = b0 * hd * MC_KV_BLOCK;
+    const float *q[2];
+    __m256 acc[2][2][2];
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++) {
+        q[r] = a->q[r0 + r];
+#pragma GCC unroll 2
+        for (int b = 0; b < B; b++)
+            acc[r][b][0] = acc[r][b][1] = _mm256_setzero_ps();
+    }
+    for (int64_t i = 0; i < hd; i++) {
+        __m256 kv[2][2];
+#pragma GCC unroll 2
+        for (int b = 0; b < B; b++) {
+            kv[b][0] = load_kv8(a->k, kb + (b * hd + i) * MC_KV_BLOCK, f16);
+            kv[b][1] = load_kv8(a->k, kb + (b * hd + i) * MC_KV_BLOCK + 8, f16);
+        }
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++) {
+            const __m256 qv = _mm256_set1_ps(q[r][i]);
+#pragma GCC unroll 2
+            for (int b = 0; b < B; b++) {
+                acc[r][b][0] = _mm256_fmadd_ps(qv, kv[b][0], acc[r][b][0]);
+                acc[r][b][1] = _mm256_fmadd_ps(qv, kv[b][1], acc[r][b][1]);
+            }
+        }
+    }
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int b = 0; b < B; b++) {
+            float *dst = a->scratch + (r0 + r) * S + (b0 + b) * MC_KV_BLOCK;
+            _mm256_storeu_ps(dst, acc[r][b][0]);
+            _mm256_storeu_ps(dst + 8, acc[r][b][1]);
+        }
+}
+
+/* Lanes j < n of an 8-lane vector, as a blend mask. */
+AI __m256 lanes_below(int64_t n) {
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)MC_MIN(n, 8)), iota));
+}
+
+/* A row's scores s[0..n) (raw dot products) -> e^(scale*s - max) in place,
+ * 0 in the padding lanes of the last vector; returns 1 / their sum. */
+AI float softmax_row(float *s, int64_t n, float scale) {
+    const int64_t nv = (n + 7) / 8;
+    const __m256 last = lanes_below(n - 8 * (nv - 1));
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    __m256 mx = ninf;
+    for (int64_t j = 0; j + 1 < nv; j++)
+        mx = _mm256_max_ps(mx, _mm256_loadu_ps(s + 8 * j));
+    mx = _mm256_max_ps(mx, _mm256_blendv_ps(ninf, _mm256_loadu_ps(s + 8 * (nv - 1)), last));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    /* scale > 0, so the max of the rounded products is the rounded max */
+    const __m256 ms = _mm256_set1_ps(_mm_cvtss_f32(m4) * scale);
+    const __m256 sc = _mm256_set1_ps(scale);
+    __m256 sum = _mm256_setzero_ps();
+    for (int64_t j = 0; j < nv; j++) {
+        __m256 e = exp256(_mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(s + 8 * j), sc), ms));
+        if (j == nv - 1)
+            e = _mm256_and_ps(e, last);
+        _mm256_storeu_ps(s + 8 * j, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    return 1.0f / hsum256(sum);
+}
+
+/* Output columns i0..i0+8*NV-1 of rows r0..r0+R-1: per column one FMA chain
+ * over p = 0..n-1 in order, then times 1/sum; the positions all R rows
+ * attend to go through the tile, each row's remaining ones continue its own
+ * chains. */
+AI void pv_tile(const mc_attn_rows *a, int r0, const float *inv, int64_t S, int64_t i0,
+                const int R, const int NV, const int f16) {
+    const int64_t st = a->v_stride;
+    const float *e[2];
+    int64_t n_lo = INT64_MAX;
+    __m256 acc[2][4];
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++) {
+        e[r] = a->scratch + (r0 + r) * S;
+        n_lo = MC_MIN(n_lo, a->n[r0 + r]);
+#pragma GCC unroll 4
+        for (int c = 0; c < NV; c++)
+            acc[r][c] = _mm256_setzero_ps();
+    }
+    for (int64_t p = 0; p < n_lo; p++) {
+        __m256 vv[4];
+#pragma GCC unroll 4
+        for (int c = 0; c < NV; c++)
+            vv[c] = load_kv8(a->v, p * st + i0 + 8 * c, f16);
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++) {
+            const __m256 w = _mm256_set1_ps(e[r][p]);
+#pragma GCC unroll 4
+            for (int c = 0; c < NV; c++)
+                acc[r][c] = _mm256_fmadd_ps(w, vv[c], acc[r][c]);
+        }
+    }
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++) {
+        for (int64_t p = n_lo; p < a->n[r0 + r]; p++) {
+            const __m256 w = _mm256_set1_ps(e[r][p]);
+#pragma GCC unroll 4
+            for (int c = 0; c < NV; c++)
+                acc[r][c] = _mm256_fmadd_ps(w, load_kv8(a->v, p * st + i0 + 8 * c, f16), acc[r][c]);
+        }
+        const __m256 iv = _mm256_set1_ps(inv[r0 + r]);
+#pragma GCC unroll 4
+        for (int c = 0; c < NV; c++)
+            _mm256_storeu_ps(a->out[r0 + r] + i0 + 8 * c, _mm256_mul_ps(acc[r][c], iv));
+    }
+}
+
+#define QK_CASE(R_, B_)                     \
+    case (R_) * 8 + (B_):                   \
+        qk_tile(a, r0, b0, S, R_, B_, f16); \
+        break;
+#define PV_CASE(R_, NV_)                           \
+    case (R_) * 8 + (NV_):                         \
+        pv_tile(a, r0, inv, S, i0, R_, NV_, f16);  \
+        break;
+
+/* Rows in pairs; K in steps of two blocks (32 positions), V in steps of 32
+ * columns; the last hd % 8 columns one row and column at a time. */
+AI void attn_t(const mc_attn_rows *a, const int f16) {
+    const int64_t hd = a->hd, hd8 = hd / 8 * 8;
+    int64_t n_max = 0;
+    for (int r = 0; r < a->n_rows; r++)
+        n_max = MC_MAX(n_max, a->n[r]);
+    const int64_t S = mc_kv_padded(n_max);
+    float inv[MC_ATTN_ROWS];
+    for (int r0 = 0; r0 < a->n_rows; r0 += 2) {
+        const int R = MC_MIN(2, a->n_rows - r0);
+        int64_t n_hi = 0;
+        for (int r = r0; r < r0 + R; r++)
+            n_hi = MC_MAX(n_hi, a->n[r]);
+        const int64_t nb = mc_kv_padded(n_hi) / MC_KV_BLOCK;
+        for (int64_t b0 = 0; b0 < nb; b0 += 2) {
+            const int B = (int)MC_MIN(2, nb - b0);
+            switch (R * 8 + B) {
+                QK_CASE(1, 1) QK_CASE(1, 2) QK_CASE(2, 1) QK_CASE(2, 2)
+            }
+        }
+        for (int r = r0; r < r0 + R; r++)
+            inv[r] = softmax_row(a->scratch + r * S, a->n[r], a->scale);
+        for (int64_t i0 = 0; i0 < hd8; i0 += 32) {
+            const int NV = (int)MC_MIN(4, (hd8 - i0) / 8);
+            switch (R * 8 + NV) {
+                PV_CASE(1, 1) PV_CASE(1, 2) PV_CASE(1, 3) PV_CASE(1, 4)
+                PV_CASE(2, 1) PV_CASE(2, 2) PV_CASE(2, 3) PV_CASE(2, 4)
+            }
+        }
+        for (int r = r0; r < r0 + R; r++) {
+            const float *e = a->scratch + r * S;
+            for (int64_t i = hd8; i < hd; i++) {
+                float acc = 0.0f;
+                for (int64_t p = 0; p < a->n[r]; p++)
+                    acc = fmaf(e[p], load_kv1(a->v, p * a->v_stride + i, f16), acc);
+                a->out[r][i] = acc * inv[r];
+            }
+        }
+    }
+}
+
+static void attn(const mc_attn_rows *a) {
+    if (a->f16)
+        attn_t(a, 1);
+    else
+        attn_t(a, 0);
+}
+
+/* ---- SwiGLU --------------------------------------------------------------------------- */
 
 static void swiglu(int64_t n, const float *g, const float *u, float *y) {
     const __m256 one = _mm256_set1_ps(1.0f);
@@ -549,8 +647,7 @@ const mc_kernels mc__kernels_avx2 = {
     .vec_dot_f16_f32 = vec_dot_f16_f32,
     .vec_axpy_f32 = vec_axpy_f32,
     .vec_axpy_f16 = vec_axpy_f16,
-    .kv_dot = kv_dot,
-    .kv_sum = kv_sum,
+    .attn = attn,
     .swiglu = swiglu,
     .fp16_to_fp32_row = fp16_to_fp32_row,
     .fp32_to_fp16_row = fp32_to_fp16_row,

@@ -15,10 +15,18 @@
  * in one register, 16..31 in another, gathered from the weight row with one
  * 16-bit permute each; lanes 4k..4k+3 belong to block k, scaled by its own
  * d_w*d_x.
+ *
+ * attn: a call's query rows go in groups of four. Scores: 4 rows x 4 K blocks
+ * (64 positions) of accumulators, one broadcast q[i] per row against one
+ * vector of 16 positions' element i (the blocked K layout, kernels.h), so
+ * every score is its own FMA chain and no horizontal sum is needed. Softmax a
+ * row at a time with exp512. Weighted V: 4 rows x 64 columns of
+ * accumulators, one broadcast weight per row and position.
  */
 #include "internal.h"
 
 #include <immintrin.h>
+#include <math.h>
 
 #define AI static inline __attribute__((always_inline))
 
@@ -77,105 +85,6 @@ static void vec_axpy_f16(int64_t n, float alpha, const uint16_t *x, float *y) {
     }
 }
 
-/* ---- attention ------------------------------------------------------------------------ */
-
-AI __m512 load_kv(const void *kv, int64_t i, __mmask16 m, const int f16) {
-    if (f16)
-        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)kv + i));
-    return _mm512_maskz_loadu_ps(m, (const float *)kv + i);
-}
-
-/* The totals of four vectors at once: lane j of the result is v_j's sum (a
- * fixed tree, the same for every lane). */
-AI __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d) {
-    __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xee));
-    __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xee));
-    __m512 v = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0x88), _mm512_shuffle_f32x4(ab, cd, 0xdd));
-    v = _mm512_add_ps(v, _mm512_permute_ps(v, 0x4e));
-    v = _mm512_add_ps(v, _mm512_permute_ps(v, 0xb1));
-    const __m512i pick = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-    return _mm512_castps512_ps128(_mm512_permutexvar_ps(pick, v));
-}
-
-/* Four rows per step; a last partial step repeats its last row and stores
- * only the valid scores, so every score goes through the same tree. */
-AI void kv_dot_t(int64_t n, int64_t hd, const void *kv, int64_t stride, const float *q, float *s,
-                 const int f16) {
-    for (int64_t p = 0; p < n; p += 4) {
-        const int np = (int)MC_MIN(4, n - p);
-        const int64_t o0 = p * stride, o1 = (p + MC_MIN(1, np - 1)) * stride;
-        const int64_t o2 = (p + MC_MIN(2, np - 1)) * stride, o3 = (p + np - 1) * stride;
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (int64_t i = 0; i < hd; i += 16) {
-            const __mmask16 m = hd - i >= 16 ? (__mmask16)0xffff : tail16(hd - i);
-            const __m512 qv = _mm512_maskz_loadu_ps(m, q + i);
-            a0 = _mm512_fmadd_ps(load_kv(kv, o0 + i, m, f16), qv, a0);
-            a1 = _mm512_fmadd_ps(load_kv(kv, o1 + i, m, f16), qv, a1);
-            a2 = _mm512_fmadd_ps(load_kv(kv, o2 + i, m, f16), qv, a2);
-            a3 = _mm512_fmadd_ps(load_kv(kv, o3 + i, m, f16), qv, a3);
-        }
-        _mm_mask_storeu_ps(s + p, (__mmask8)((1u << np) - 1), reduce4(a0, a1, a2, a3));
-    }
-}
-
-static void kv_dot(int64_t n, int64_t hd, const void *kv, int64_t stride, int f16, const float *q,
-                   float *s) {
-    if (f16)
-        kv_dot_t(n, hd, kv, stride, q, s, 1);
-    else
-        kv_dot_t(n, hd, kv, stride, q, s, 0);
-}
-
-/* 64 output elements at a time in registers, with even and odd rows in two
- * sets of accumulators (two FMA chains), added at the end. */
-#define KV_ACC(v)                                                                      \
-    if (nv > v) {                                                                      \
-        e##v = _mm512_fmadd_ps(w0, load_kv(kv, r0 + i + 16 * v, m##v, f16), e##v);     \
-        if (two)                                                                       \
-            o##v = _mm512_fmadd_ps(w1, load_kv(kv, r1 + i + 16 * v, m##v, f16), o##v); \
-    }
-#define KV_OUT(v)                                                                      \
-    if (nv > v)                                                                        \
-        _mm512_mask_storeu_ps(out + i + 16 * v, m##v, _mm512_add_ps(e##v, o##v));
-
-AI void kv_sum_t(int64_t n, int64_t hd, const void *kv, int64_t stride, const float *w, float *out,
-                 const int f16) {
-    for (int64_t i = 0; i < hd; i += 64) {
-        const int64_t left = hd - i;
-        const int nv = (int)MC_MIN(4, (left + 15) / 16);
-        const __mmask16 m0 = left >= 16 ? (__mmask16)0xffff : tail16(left);
-        const __mmask16 m1 = left >= 32 ? (__mmask16)0xffff : tail16(MC_MAX(0, left - 16));
-        const __mmask16 m2 = left >= 48 ? (__mmask16)0xffff : tail16(MC_MAX(0, left - 32));
-        const __mmask16 m3 = left >= 64 ? (__mmask16)0xffff : tail16(MC_MAX(0, left - 48));
-        __m512 e0 = _mm512_setzero_ps(), e1 = e0, e2 = e0, e3 = e0;
-        __m512 o0 = e0, o1 = e0, o2 = e0, o3 = e0;
-        int64_t p = 0;
-        for (; p + 2 <= n; p += 2) {
-            const int two = 1;
-            const int64_t r0 = p * stride, r1 = r0 + stride;
-            const __m512 w0 = _mm512_set1_ps(w[p]), w1 = _mm512_set1_ps(w[p + 1]);
-            KV_ACC(0) KV_ACC(1) KV_ACC(2) KV_ACC(3)
-        }
-        if (p < n) {
-            const int two = 0;
-            const int64_t r0 = p * stride, r1 = r0;
-            const __m512 w0 = _mm512_set1_ps(w[p]), w1 = w0;
-            KV_ACC(0) KV_ACC(1) KV_ACC(2) KV_ACC(3)
-        }
-        KV_OUT(0) KV_OUT(1) KV_OUT(2) KV_OUT(3)
-    }
-}
-
-static void kv_sum(int64_t n, int64_t hd, const void *kv, int64_t stride, int f16, const float *w,
-                   float *out) {
-    if (f16)
-        kv_sum_t(n, hd, kv, stride, w, out, 1);
-    else
-        kv_sum_t(n, hd, kv, stride, w, out, 0);
-}
-
-/* ---- SwiGLU --------------------------------------------------------------------------- */
-
 /* e^x as 2^n * e^r, n = round(x / ln 2), |r| <= ln 2 / 2, with Cephes' expf
  * polynomial for e^r (relative error ~1e-7) and vscalefps for 2^n, which also
  * takes care of overflow to inf and underflow to 0. */
@@ -194,6 +103,188 @@ AI __m512 exp512(__m512 x) {
     p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
     return _mm512_scalef_ps(p, n);
 }
+
+/* ---- attention ------------------------------------------------------------------------ */
+
+AI __m512 load_kv(const void *kv, int64_t i, __mmask16 m, const int f16) {
+    if (f16)
+        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)kv + i));
+    return _mm512_maskz_loadu_ps(m, (const float *)kv + i);
+}
+
+AI __m512 load16(const void *kv, int64_t i, const int f16) {
+    if (f16)
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)kv + i)));
+    return _mm512_loadu_ps((const float *)kv + i);
+}
+
+/* Scores of rows r0..r0+R-1 against K blocks b0..b0+B-1 into their rows of
+ * scratch (S floats apart), scaled later: lane j of block b is one FMA chain
+ * over i = 0..hd-1 in order, q[i] * K(16b + j, i), whatever R and B are. */
+AI void qk_tile(const mc_attn_rows *a, int r0, int64_t b0, int64_t S, const int R, const int B,
+                const int f16) {
+    const int64_t hd = a->hd;
+    const int64_t kb = b0 * hd * MC_KV_BLOCK;
+    const float *q[4];
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        q[r] = a->q[r0 + r];
+#pragma GCC unroll 4
+        for (int b = 0; b < B; b++)
+            acc[r][b] = _mm512_setzero_ps();
+    }
+    for (int64_t i = 0; i < hd; i++) {
+        __m512 kv[4];
+#pragma GCC unroll 4
+        for (int b = 0; b < B; b++)
+            kv[b] = load16(a->k, kb + (b * hd + i) * MC_KV_BLOCK, f16);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const __m512 qv = _mm512_set1_ps(q[r][i]);
+#pragma GCC unroll 4
+            for (int b = 0; b < B; b++)
+                acc[r][b] = _mm512_fmadd_ps(qv, kv[b], acc[r][b]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int b = 0; b < B; b++)
+            _mm512_storeu_ps(a->scratch + (r0 + r) * S + (b0 + b) * MC_KV_BLOCK, acc[r][b]);
+}
+
+/* A row's scores s[0..n) (raw dot products) -> e^(scale*s - max) in place,
+ * 0 in the padding lanes of the last vector; returns 1 / their sum. */
+AI float softmax_row(float *s, int64_t n, float scale) {
+    const int64_t nv = (n + 15) / 16;
+    const __mmask16 last = tail16(n - 16 * (nv - 1));
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (int64_t j = 0; j + 1 < nv; j++)
+        mx = _mm512_max_ps(mx, _mm512_loadu_ps(s + 16 * j));
+    mx = _mm512_mask_max_ps(mx, last, mx, _mm512_loadu_ps(s + 16 * (nv - 1)));
+    /* scale > 0, so the max of the rounded products is the rounded max */
+    const __m512 ms = _mm512_set1_ps(_mm512_reduce_max_ps(mx) * scale);
+    const __m512 sc = _mm512_set1_ps(scale);
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t j = 0; j < nv; j++) {
+        __m512 e = exp512(_mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(s + 16 * j), sc), ms));
+        if (j == nv - 1)
+            e = _mm512_maskz_mov_ps(last, e);
+        _mm512_storeu_ps(s + 16 * j, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    return 1.0f / _mm512_reduce_add_ps(sum);
+}
+
+/* Output columns i0..i0+16*NV-1 (the last vector masked by mlast) of rows
+ * r0..r0+R-1: for each column one FMA chain over p = 0..n-1 in order,
+ * e[p] * V(p, i), then times 1/sum. The positions all R rows attend to go
+ * through the tile; each row's remaining ones continue its own chains. */
+AI void pv_tile(const mc_attn_rows *a, int r0, const float *inv, int64_t S, int64_t i0,
+                __mmask16 mlast, const int R, const int NV, const int f16) {
+    const int64_t st = a->v_stride;
+    const float *e[4];
+    int64_t n_lo = INT64_MAX;
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        e[r] = a->scratch + (r0 + r) * S;
+        n_lo = MC_MIN(n_lo, a->n[r0 + r]);
+#pragma GCC unroll 4
+        for (int c = 0; c < NV; c++)
+            acc[r][c] = _mm512_setzero_ps();
+    }
+    for (int64_t p = 0; p < n_lo; p++) {
+        __m512 vv[4];
+#pragma GCC unroll 4
+        for (int c = 0; c < NV; c++)
+            vv[c] = load_kv(a->v, p * st + i0 + 16 * c, c == NV - 1 ? mlast : (__mmask16)0xffff,
+                            f16);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const __m512 w = _mm512_set1_ps(e[r][p]);
+#pragma GCC unroll 4
+            for (int c = 0; c < NV; c++)
+                acc[r][c] = _mm512_fmadd_ps(w, vv[c], acc[r][c]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        for (int64_t p = n_lo; p < a->n[r0 + r]; p++) {
+            const __m512 w = _mm512_set1_ps(e[r][p]);
+#pragma GCC unroll 4
+            for (int c = 0; c < NV; c++)
+                acc[r][c] = _mm512_fmadd_ps(
+                    w,
+                    load_kv(a->v, p * st + i0 + 16 * c, c == NV - 1 ? mlast : (__mmask16)0xffff, f16),
+                    acc[r][c]);
+        }
+        const __m512 iv = _mm512_set1_ps(inv[r0 + r]);
+#pragma GCC unroll 4
+        for (int c = 0; c < NV; c++)
+            _mm512_mask_storeu_ps(a->out[r0 + r] + i0 + 16 * c,
+                                  c == NV - 1 ? mlast : (__mmask16)0xffff,
+                                  _mm512_mul_ps(acc[r][c], iv));
+    }
+}
+
+#define QK_CASE(R_, B_)                                   \
+    case (R_) * 8 + (B_):                                 \
+        qk_tile(a, r0, b0, S, R_, B_, f16);               \
+        break;
+#define PV_CASE(R_, NV_)                                  \
+    case (R_) * 8 + (NV_):                                \
+        pv_tile(a, r0, inv, S, i0, mlast, R_, NV_, f16);  \
+        break;
+
+/* Rows in groups of up to four; K in steps of four blocks (64 positions) of
+ * 4 x 4 accumulators, V in steps of 64 columns. */
+AI void attn_t(const mc_attn_rows *a, const int f16) {
+    int64_t n_max = 0;
+    for (int r = 0; r < a->n_rows; r++)
+        n_max = MC_MAX(n_max, a->n[r]);
+    const int64_t S = mc_kv_padded(n_max);
+    float inv[MC_ATTN_ROWS];
+    for (int r0 = 0; r0 < a->n_rows; r0 += 4) {
+        const int R = MC_MIN(4, a->n_rows - r0);
+        int64_t n_hi = 0;
+        for (int r = r0; r < r0 + R; r++)
+            n_hi = MC_MAX(n_hi, a->n[r]);
+        const int64_t nb = mc_kv_padded(n_hi) / MC_KV_BLOCK;
+        for (int64_t b0 = 0; b0 < nb; b0 += 4) {
+            const int B = (int)MC_MIN(4, nb - b0);
+            switch (R * 8 + B) {
+                QK_CASE(1, 1) QK_CASE(1, 2) QK_CASE(1, 3) QK_CASE(1, 4)
+                QK_CASE(2, 1) QK_CASE(2, 2) QK_CASE(2, 3) QK_CASE(2, 4)
+                QK_CASE(3, 1) QK_CASE(3, 2) QK_CASE(3, 3) QK_CASE(3, 4)
+                QK_CASE(4, 1) QK_CASE(4, 2) QK_CASE(4, 3) QK_CASE(4, 4)
+            }
+        }
+        for (int r = r0; r < r0 + R; r++)
+            inv[r] = softmax_row(a->scratch + r * S, a->n[r], a->scale);
+        for (int64_t i0 = 0; i0 < a->hd; i0 += 64) {
+            const int64_t left = MC_MIN(64, a->hd - i0);
+            const int NV = (int)((left + 15) / 16);
+            const __mmask16 mlast = tail16(left - 16 * (NV - 1));
+            switch (R * 8 + NV) {
+                PV_CASE(1, 1) PV_CASE(1, 2) PV_CASE(1, 3) PV_CASE(1, 4)
+                PV_CASE(2, 1) PV_CASE(2, 2) PV_CASE(2, 3) PV_CASE(2, 4)
+                PV_CASE(3, 1) PV_CASE(3, 2) PV_CASE(3, 3) PV_CASE(3, 4)
+                PV_CASE(4, 1) PV_CASE(4, 2) PV_CASE(4, 3) PV_CASE(4, 4)
+            }
+        }
+    }
+}
+
+static void attn(const mc_attn_rows *a) {
+    if (a->f16)
+        attn_t(a, 1);
+    else
+        attn_t(a, 0);
+}
+
+/* ---- SwiGLU --------------------------------------------------------------------------- */
 
 static void swiglu(int64_t n, const float *g, const float *u, float *y) {
     const __m512 one = _mm512_set1_ps(1.0f);
@@ -611,8 +702,7 @@ const mc_kernels mc__kernels_avx512 = {
     .vec_dot_f16_f32 = vec_dot_f16_f32,
     .vec_axpy_f32 = vec_axpy_f32,
     .vec_axpy_f16 = vec_axpy_f16,
-    .kv_dot = kv_dot,
-    .kv_sum = kv_sum,
+    .attn = attn,
     .swiglu = swiglu,
     .fp16_to_fp32_row = fp16_to_fp32_row,
     .fp32_to_fp16_row = fp32_to_fp16_row,
@@ -626,8 +716,7 @@ const mc_kernels mc__kernels_avx512_bf16 = {
     .vec_dot_f16_f32 = vec_dot_f16_f32,
     .vec_axpy_f32 = vec_axpy_f32,
     .vec_axpy_f16 = vec_axpy_f16,
-    .kv_dot = kv_dot,
-    .kv_sum = kv_sum,
+    .attn = attn,
     .swiglu = swiglu,
     .fp16_to_fp32_row = fp16_to_fp32_row,
     .fp32_to_fp16_row = fp32_to_fp16_row,

@@ -239,23 +239,35 @@ static float kv_at(const void *kv, int64_t i, int f16) {
     return f16 ? mc_fp16_to_fp32(((const uint16_t *)kv)[i]) : ((const float *)kv)[i];
 }
 
-static void kv_dot(int64_t n, int64_t hd, const void *kv, int64_t stride, int f16, const float *q,
-                   float *s) {
-    for (int64_t p = 0; p < n; p++) {
-        float acc = 0.0f;
-        for (int64_t i = 0; i < hd; i++)
-            acc += kv_at(kv, p * stride + i, f16) * q[i];
-        s[p] = acc;
-    }
-}
-
-static void kv_sum(int64_t n, int64_t hd, const void *kv, int64_t stride, int f16, const float *w,
-                   float *out) {
-    for (int64_t i = 0; i < hd; i++) {
-        float acc = 0.0f;
-        for (int64_t p = 0; p < n; p++)
-            acc += w[p] * kv_at(kv, p * stride + i, f16);
-        out[i] = acc;
+/* One row at a time, in the plainest order: each score a sum over i, the
+ * softmax with libm's expf and a double denominator, the weighted sum of V
+ * over p. */
+static void attn(const mc_attn_rows *a) {
+    const int64_t hd = a->hd;
+    float *s = a->scratch;
+    for (int r = 0; r < a->n_rows; r++) {
+        const int64_t n = a->n[r];
+        const float *q = a->q[r];
+        float mx = -INFINITY;
+        for (int64_t p = 0; p < n; p++) {
+            float acc = 0.0f;
+            for (int64_t i = 0; i < hd; i++)
+                acc += q[i] * kv_at(a->k, mc_kv_k_index(p, i, hd), a->f16);
+            s[p] = acc * a->scale;
+            mx = s[p] > mx ? s[p] : mx;
+        }
+        double sum = 0.0;
+        for (int64_t p = 0; p < n; p++) {
+            s[p] = expf(s[p] - mx);
+            sum += s[p];
+        }
+        const float inv = (float)(1.0 / sum);
+        for (int64_t i = 0; i < hd; i++) {
+            float acc = 0.0f;
+            for (int64_t p = 0; p < n; p++)
+                acc += s[p] * kv_at(a->v, p * a->v_stride + i, a->f16);
+            a->out[r][i] = acc * inv;
+        }
     }
 }
 
@@ -356,8 +368,7 @@ const mc_kernels mc__kernels_scalar = {
     .vec_dot_f16_f32 = vec_dot_f16_f32,
     .vec_axpy_f32 = vec_axpy_f32,
     .vec_axpy_f16 = vec_axpy_f16,
-    .kv_dot = kv_dot,
-    .kv_sum = kv_sum,
+    .attn = attn,
     .swiglu = swiglu,
     .fp16_to_fp32_row = mc_fp16_to_fp32_row,
     .fp32_to_fp16_row = mc_fp32_to_fp16_row,

@@ -9,13 +9,16 @@
  * nothing unless it asks for more logits rows than ever before.
  *
  * Numerics follow ggml's CPU backend where it matters for parity with
- * llama.cpp: sums of squares and softmax denominators in double, RoPE angles
- * computed by repeated multiplication in float, SiLU as x/(1+exp(-x)) (the
- * kernels' swiglu, with a SIMD e^x as ggml has its own).
+ * llama.cpp: sums of squares in double, RoPE angles computed by repeated
+ * multiplication in float, SiLU as x/(1+exp(-x)) (the kernels' swiglu, with a
+ * SIMD e^x as ggml has its own), softmax with the same e^x (kernels' attn).
+ *
+ * Batch == decode, bit for bit: every kernel computes a token's row the same
+ * way whatever else is in the batch (matmul per output, attn per query row,
+ * kernels.h), which is what speculative decoding's verification relies on.
  */
 #include "model_internal.h"
 
-#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +31,12 @@ struct mc_ctx {
     int n_ctx, n_batch, n_threads, kv_f32;
     int n_past;
     int32_t *tokens;        /* (n_ctx) the cached history */
-    void *k_cache, *v_cache; /* (n_layer, n_ctx, kv_dim) f16 or f32 */
+    int n_ctx_pad;          /* n_ctx rounded up to MC_KV_BLOCK */
+    /* The KV cache, f16 or f32, one stretch per (layer, KV head) in the
+     * layout mc_kernels.attn reads (kernels.h): K in blocks of MC_KV_BLOCK
+     * positions, dimension-major inside a block; V row-major. */
+    void *k_cache;          /* (n_layer, n_head_kv, n_ctx_pad / 16, head_dim, 16) */
+    void *v_cache;          /* (n_layer, n_head_kv, n_ctx_pad, head_dim) */
     float *rope_cos, *rope_sin; /* (n_ctx, n_rot/2) */
     /* activations for one batch */
     float *x;      /* (n_batch, n_embd) residual stream */
@@ -39,7 +47,7 @@ struct mc_ctx {
     float *att;    /* (n_batch, q_dim) attention output */
     float *hb;     /* (n_batch, n_ff) gate */
     float *hb2;    /* (n_batch, n_ff) up */
-    float *scores; /* (n_threads, n_ctx) per-thread attention scores */
+    float *scores; /* (n_threads, MC_ATTN_ROWS, n_ctx_pad) per-thread attention scratch */
     void *scratch; /* matmul scratch */
     size_t scratch_size;
     float *logits; /* (logits_cap, n_vocab) */
@@ -84,7 +92,8 @@ int mc_ctx_new(mc_model *m, const mc_ctx_params *params, mc_ctx **out, mc_err *e
     c->kv_f32 = p.kv_f32 != 0;
     int q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim;
     size_t kv_elt = c->kv_f32 ? 4 : 2;
-    size_t kv_n = (size_t)hp->n_layer * (size_t)c->n_ctx * (size_t)kv_dim;
+    c->n_ctx_pad = (int)mc_kv_padded(c->n_ctx);
+    size_t kv_n = (size_t)hp->n_layer * (size_t)c->n_ctx_pad * (size_t)kv_dim;
     size_t B = (size_t)c->n_batch;
     c->tokens = xcalloc((size_t)c->n_ctx, sizeof(int32_t));
     c->k_cache = xcalloc(kv_n, kv_elt);
@@ -99,7 +108,8 @@ int mc_ctx_new(mc_model *m, const mc_ctx_params *params, mc_ctx **out, mc_err *e
     c->att = xcalloc(B * (size_t)q_dim, sizeof(float));
     c->hb = xcalloc(B * (size_t)hp->n_ff, sizeof(float));
     c->hb2 = xcalloc(B * (size_t)hp->n_ff, sizeof(float));
-    c->scores = xcalloc((size_t)c->n_threads * (size_t)c->n_ctx, sizeof(float));
+    c->scores = aligned_alloc(64, (size_t)c->n_threads * MC_ATTN_ROWS * (size_t)c->n_ctx_pad *
+                                      sizeof(float)); /* a multiple of 64 bytes */
     /* matmul scratch: the largest need over every weight shape */
     const mc_gguf_tensor *mats[] = {m->output};
     size_t need = mc_matmul_scratch_size(mats[0]->type, hp->n_embd, c->n_batch);
@@ -247,47 +257,74 @@ static void add_bias(float *y, const mc_gguf_tensor *b, int n_tok, int dim) {
             y[(size_t)t * dim + i] += bv[i];
 }
 
-/* One attention task: query token t of the batch, head h. */
+/* Attention tasks: the query rows of one KV head, (token t, head h) for the
+ * heads that share it, numbered t * group + (h % group), cut in tiles of
+ * `tile` consecutive rows; task = kv_head * tiles + tile index. A row's
+ * result does not depend on its tile (kernels.h), so the tiling is free to
+ * follow the batch and the thread count. */
 struct att_job {
     mc_ctx *c;
     int layer;
     int n_tok;
     int pos0;
+    int tile;  /* rows per tile, 1..MC_ATTN_ROWS */
+    int tiles; /* tiles per KV head */
 };
 
 static void attention_task(void *arg, int task, int thread) {
     const struct att_job *j = arg;
     mc_ctx *c = j->c;
     const mc_hparams *hp = &c->m->hp;
-    int hd = hp->head_dim, kv_dim = hp->n_head_kv * hd, q_dim = hp->n_head * hd;
-    int t = task / hp->n_head, h = task % hp->n_head;
-    int kvh = h / (hp->n_head / hp->n_head_kv);
-    int n_pos = j->pos0 + t + 1; /* attends to positions 0..pos0+t */
-    const float *q = c->q + (size_t)t * q_dim + (size_t)h * hd;
-    float *sc = c->scores + (size_t)thread * c->n_ctx;
-    float scale = 1.0f / sqrtf((float)hd);
-    size_t off = (size_t)j->layer * (size_t)c->n_ctx * kv_dim + (size_t)kvh * hd;
+    const int hd = hp->head_dim, q_dim = hp->n_head * hd;
+    const int group = hp->n_head / hp->n_head_kv;
+    const int kvh = task / j->tiles;
+    const int row0 = task % j->tiles * j->tile;
+    const int row1 = MC_MIN(row0 + j->tile, j->n_tok * group);
     size_t elt = c->kv_f32 ? 4 : 2;
-    const void *k = (const uint8_t *)c->k_cache + off * elt;
-    const void *v = (const uint8_t *)c->v_cache + off * elt;
-    c->k->kv_dot(n_pos, hd, k, kv_dim, !c->kv_f32, q, sc);
-    float mx = -FLT_MAX;
-    for (int p = 0; p < n_pos; p++) {
-        float s = sc[p] * scale;
-        sc[p] = s;
-        if (s > mx)
-            mx = s;
+    size_t head = ((size_t)j->layer * hp->n_head_kv + (size_t)kvh) * (size_t)c->n_ctx_pad * hd;
+    mc_attn_rows a;
+    a.hd = hd;
+    a.k = (const uint8_t *)c->k_cache + head * elt;
+    a.v = (const uint8_t *)c->v_cache + head * elt;
+    a.v_stride = hd;
+    a.f16 = !c->kv_f32;
+    a.scale = 1.0f / sqrtf((float)hd);
+    a.n_rows = row1 - row0;
+    for (int r = 0; r < a.n_rows; r++) {
+        int t = (row0 + r) / group, h = kvh * group + (row0 + r) % group;
+        a.q[r] = c->q + (size_t)t * q_dim + (size_t)h * hd;
+        a.n[r] = j->pos0 + t + 1; /* attends to positions 0..pos0+t */
+        a.out[r] = c->att + (size_t)t * q_dim + (size_t)h * hd;
     }
-    double sum = 0.0;
-    for (int p = 0; p < n_pos; p++) {
-        float e = expf(sc[p] - mx);
-        sc[p] = e;
-        sum += e;
+    a.scratch = c->scores + (size_t)thread * MC_ATTN_ROWS * (size_t)c->n_ctx_pad;
+    c->k->attn(&a);
+}
+
+/* Store token `pos`'s K and V rows (kv_dim floats each, heads side by side)
+ * into layer l's cache. */
+static void cache_store(mc_ctx *c, int l, int pos, const float *k, const float *v) {
+    const mc_hparams *hp = &c->m->hp;
+    const int hd = hp->head_dim;
+    for (int kvh = 0; kvh < hp->n_head_kv; kvh++) {
+        size_t head = ((size_t)l * hp->n_head_kv + (size_t)kvh) * (size_t)c->n_ctx_pad * hd;
+        const float *kr = k + (size_t)kvh * hd, *vr = v + (size_t)kvh * hd;
+        size_t vo = head + (size_t)pos * hd;
+        if (c->kv_f32) {
+            float *kc = (float *)c->k_cache + head;
+            for (int i = 0; i < hd; i++)
+                kc[mc_kv_k_index(pos, i, hd)] = kr[i];
+            memcpy((float *)c->v_cache + vo, vr, (size_t)hd * sizeof(float));
+        } else {
+            uint16_t *kc = (uint16_t *)c->k_cache + head, tmp[64];
+            for (int i0 = 0; i0 < hd; i0 += 64) {
+                int m = MC_MIN(64, hd - i0);
+                c->k->fp32_to_fp16_row(kr + i0, tmp, m);
+                for (int i = 0; i < m; i++)
+                    kc[mc_kv_k_index(pos, i0 + i, hd)] = tmp[i];
+            }
+            c->k->fp32_to_fp16_row(vr, (uint16_t *)c->v_cache + vo, hd);
+        }
     }
-    float inv = (float)(1.0 / sum);
-    for (int p = 0; p < n_pos; p++)
-        sc[p] *= inv;
-    c->k->kv_sum(n_pos, hd, v, kv_dim, !c->kv_f32, sc, c->att + (size_t)t * q_dim + (size_t)h * hd);
 }
 
 /* Run n (<= n_batch) tokens at positions n_past.. through the model. Logits
@@ -317,25 +354,20 @@ static int forward_batch(mc_ctx *c, const int32_t *tok, int n, int first_logit, 
         add_bias(c->q, L->bq, n, q_dim);
         add_bias(c->kv_k, L->bk, n, kv_dim);
         add_bias(c->kv_v, L->bv, n, kv_dim);
-        size_t layer_off = (size_t)l * (size_t)c->n_ctx * kv_dim;
         for (int t = 0; t < n; t++) {
             int pos = pos0 + t;
             const float *cs = c->rope_cos + (size_t)pos * half, *sn = c->rope_sin + (size_t)pos * half;
             rope(c->q + (size_t)t * q_dim, hp->n_head, hd, hp->n_rot, hp->rope_neox, cs, sn);
             rope(c->kv_k + (size_t)t * kv_dim, hp->n_head_kv, hd, hp->n_rot, hp->rope_neox, cs, sn);
-            size_t off = layer_off + (size_t)pos * kv_dim;
-            if (c->kv_f32) {
-                memcpy((float *)c->k_cache + off, c->kv_k + (size_t)t * kv_dim, (size_t)kv_dim * 4);
-                memcpy((float *)c->v_cache + off, c->kv_v + (size_t)t * kv_dim, (size_t)kv_dim * 4);
-            } else {
-                c->k->fp32_to_fp16_row(c->kv_k + (size_t)t * kv_dim, (uint16_t *)c->k_cache + off,
-                                       kv_dim);
-                c->k->fp32_to_fp16_row(c->kv_v + (size_t)t * kv_dim, (uint16_t *)c->v_cache + off,
-                                       kv_dim);
-            }
+            cache_store(c, l, pos, c->kv_k + (size_t)t * kv_dim, c->kv_v + (size_t)t * kv_dim);
         }
-        struct att_job job = {c, l, n, pos0};
-        mc_pool_run(c->pool, attention_task, &job, n * hp->n_head);
+        /* Tiles as large as the kernel takes, but small enough that every
+         * thread gets one (decode has only n_head rows). */
+        int rows = n * (hp->n_head / hp->n_head_kv);
+        int tile = (rows * hp->n_head_kv + c->n_threads - 1) / c->n_threads;
+        tile = MC_MAX(1, MC_MIN(tile, MC_ATTN_ROWS));
+        struct att_job job = {c, l, n, pos0, tile, (rows + tile - 1) / tile};
+        mc_pool_run(c->pool, attention_task, &job, hp->n_head_kv * job.tiles);
         if ((rc = matmul(c, L->wo, c->att, n, c->xb)))
             return rc;
         for (size_t i = 0; i < (size_t)n * D; i++)
