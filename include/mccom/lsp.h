@@ -30,7 +30,7 @@
  * responses when they carry an id, a log line otherwise.
  *
  * Not here: the editors' side (editors/nvim/), the remote large-model client
- * (remote.h; see the integration point INTEGRATION(remote) in src/lsp/worker.c).
+ * (remote.h; the worker builds it from llmUrl/llmApiKey/llmLog).
  */
 #ifndef MCCOM_LSP_H
 #define MCCOM_LSP_H
