@@ -131,3 +131,36 @@ MC_TEST(pool_dispatch_overhead) {
     CHECK(us < 1000.0);
     mc_pool_free(p);
 }
+
+/* A worker that wakes late for run g may read the next run's (fn, arg, n_tasks)
+ * while the ticket word still holds run g's exhausted index: it must not take
+ * that index as a task of either run. Alternating a small run after a large
+ * one, with more threads than cores, is the pattern that exposed it. */
+MC_TEST(pool_stale_worker_never_claims) {
+    atomic_int *hits = calloc(512, sizeof(atomic_int));
+    int *plain = calloc(512, sizeof(int));
+    MC_REQUIRE(hits && plain);
+    mc_pool *p = NULL;
+    MC_REQUIRE(mc_pool_new(8, &p) == 0);
+    int bad = 0;
+    for (int rep = 0; rep < 4000 && !bad; rep++) {
+        int n = (rep & 1) ? 512 : 1 + rep % 5;
+        for (int i = 0; i < n; i++) {
+            atomic_store(&hits[i], 0);
+            plain[i] = 0;
+        }
+        count_job j = {hits, plain, 8, 0};
+        mc_pool_run(p, count_task, &j, n);
+        for (int i = 0; i < n; i++)
+            if (atomic_load(&hits[i]) != 1 || plain[i] != i + 1) {
+                CHECK_MSG(0, "rep %d tasks %d: task %d ran %d times", rep, n, i,
+                          atomic_load(&hits[i]));
+                bad = 1;
+                break;
+            }
+        CHECK(atomic_load(&j.bad_thread) == 0);
+    }
+    mc_pool_free(p);
+    free(hits);
+    free(plain);
+}

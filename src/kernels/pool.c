@@ -11,12 +11,15 @@
  *
  * Why tickets carry the generation: the caller never waits for workers that
  * did not take part. On a loaded machine a worker may wake up long after its
- * run ended, even while the caller is writing the next run's (fn, arg); its
- * reads may then be torn, but its CAS fails because `work` has moved to a
- * newer generation, so it never runs a stale or mixed task. A successful
- * claim of (g, i < n_tasks) proves run g was still live after the worker read
- * (fn, arg, n_tasks), so what it read belongs to run g. (fn, arg, n_tasks)
- * are relaxed atomics for that reason.
+ * run ended, even while the caller is writing the next run's (fn, arg,
+ * n_tasks); its reads may then mix two runs. Before writing them the caller
+ * closes the old ticket (index 0xffffffff, which no n_tasks reaches), and the
+ * fields are stored with release and loaded with acquire: a worker that read
+ * any field of the next run therefore sees at least the closed ticket, and its
+ * claim fails. (Without the close, a worker holding run g's exhausted ticket
+ * (g, i) and the next run's larger n_tasks claimed index i: a task run twice.)
+ * So a successful claim of (g, i < n_tasks) means every field it read belongs
+ * to run g, and run g is still live since not all its tasks are claimed.
  *
  * Wake-ups: a worker announces it is about to sleep by incrementing
  * `n_sleeping` before futex_wait, and the caller reads `n_sleeping` after
@@ -81,9 +84,9 @@ static void futex_wake_all(atomic_uint *addr) {
 
 /* Claim and run tasks of generation g until none are left (or g is over). */
 static void run_tasks(mc_pool *p, unsigned g, int thread) {
-    mc_pool_fn fn = atomic_load_explicit(&p->fn, memory_order_relaxed);
-    void *arg = atomic_load_explicit(&p->arg, memory_order_relaxed);
-    int n_tasks = atomic_load_explicit(&p->n_tasks, memory_order_relaxed);
+    mc_pool_fn fn = atomic_load_explicit(&p->fn, memory_order_acquire);
+    void *arg = atomic_load_explicit(&p->arg, memory_order_acquire);
+    int n_tasks = atomic_load_explicit(&p->n_tasks, memory_order_acquire);
     uint64_t w = atomic_load_explicit(&p->work, memory_order_relaxed);
     for (;;) {
         if ((unsigned)(w >> 32) != g || (int64_t)(uint32_t)w >= n_tasks)
@@ -202,9 +205,13 @@ void mc_pool_run(mc_pool *p, mc_pool_fn fn, void *arg, int n_tasks) {
     unsigned g = ++p->gen_next;
     if (g == 0) /* 0 means "creation" to a starting worker: skip it */
         g = ++p->gen_next;
-    atomic_store_explicit(&p->fn, fn, memory_order_relaxed);
-    atomic_store_explicit(&p->arg, arg, memory_order_relaxed);
-    atomic_store_explicit(&p->n_tasks, n_tasks, memory_order_relaxed);
+    /* Close the previous run's ticket before its fields change (see above). */
+    uint64_t prev = atomic_load_explicit(&p->work, memory_order_relaxed);
+    atomic_store_explicit(&p->work, (prev & 0xffffffff00000000u) | 0xffffffffu,
+                          memory_order_relaxed);
+    atomic_store_explicit(&p->fn, fn, memory_order_release);
+    atomic_store_explicit(&p->arg, arg, memory_order_release);
+    atomic_store_explicit(&p->n_tasks, n_tasks, memory_order_release);
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
     atomic_store_explicit(&p->work, (uint64_t)g << 32, memory_order_release);
     atomic_store(&p->gen, g); /* seq_cst: publishes the run, orders vs n_sleeping */
