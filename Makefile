@@ -4,7 +4,7 @@
 #   make run        install missing packages, build, run the main job on the default model
 #   make test       install, build (normal + ASan/UBSan), run every test in both builds
 #   make bench      benchmarks (markdown tables)
-#   make eval       the evaluation report docs/eval.md (a fixed subset; about an hour here)
+#   make eval       the evaluation report docs/eval.md (a fixed subset; 13 minutes here)
 #   make fuzz       libFuzzer builds of the fuzz targets (clang), each run for FUZZ_SECONDS
 #   make models PRESET=cpu-small   the model factory end to end (tools/train/factory.sh all)
 #
@@ -108,7 +108,7 @@ deps:
 # The main job on the default model.
 run: deps
 	@$(MAKE) --no-print-directory all
-	$(BUILD)/mccom generate -m models/stories260K.gguf -p "Once upon a time" -n 64
+	@MCCOM=$(BUILD)/mccom scripts/run-demo.sh
 
 test: deps bench-repos
 	@scripts/build-llama-server.sh
@@ -151,13 +151,13 @@ bench-repos:
 	@scripts/fetch-bench-repos.sh $(BENCH_DIR) $(BENCH_REPOS)
 
 # The fixed subset: the first EVAL_PER_REPO tasks of each of the 8 repositories in each
-# split (line, api, stmt: 72 tasks with 3), every mode, tau calibrated on 4 repositories
+# split (line, api, stmt: 240 tasks with 10), every mode, tau calibrated on 4 repositories
 # (biopython, breezy, dask, mne) and reported on the other 4; the simulated user reacts
-# in 500 ms (reported apart from latency). About an hour on this 2-core machine with the
+# in 500 ms (reported apart from latency). 13 minutes on this 2-core machine with the
 # CPU pair; EVAL_FLAGS=--full runs every task (EVAL_PER_REPO= then). Resumes in EVAL_OUT.
 EVAL_SLM      ?= models/mccom-cpu-small-q8_0.gguf
 EVAL_LLM      ?= models/mccom-cpu-large-q8_0.gguf
-EVAL_PER_REPO ?= 3
+EVAL_PER_REPO ?= 10
 EVAL_OUT      ?= build/eval
 EVAL_FLAGS    ?=
 eval: deps bench-repos

@@ -508,3 +508,95 @@ MC_TEST(cascade_multiline_escalation_fits_context) {
     free(text);
     world_close(&w);
 }
+
+/* The shipped code pair (models/): both load, share one vocabulary, the large model
+ * verifies the small one's lines, and speculative decoding gives exactly the large
+ * model's plain greedy line, on Python code with a Python repository to retrieve from. */
+MC_TEST_T(cascade_shipped_pair_speculative_equals_plain, 240) {
+    const char *slm_path = "models/mccom-cpu-small-q8_0.gguf";
+    const char *llm_path = "models/mccom-cpu-large-q8_0.gguf";
+    mc_err err;
+    mc_model *slm = NULL, *llm_m = NULL;
+    mc_tok *tok = NULL, *tok_l = NULL;
+    MC_REQUIRE(mc_model_load(slm_path, &slm, &err) == 0);
+    MC_REQUIRE(mc_model_load(llm_path, &llm_m, &err) == 0);
+    MC_REQUIRE(mc_tok_load_gguf(mc_model_gguf(slm), &tok, &err) == 0);
+    MC_REQUIRE(mc_tok_load_gguf(mc_model_gguf(llm_m), &tok_l, &err) == 0);
+    CHECK_EQ_INT(mc_model_hparams(slm)->n_vocab, 16384);
+    CHECK_EQ_INT(mc_model_hparams(llm_m)->n_vocab, 16384);
+    CHECK(mc_model_hparams(llm_m)->n_layer > mc_model_hparams(slm)->n_layer);
+    /* one vocabulary: the same text gives the same ids in both */
+    const char *probe = "def parse_args(argv):\n    parser = argparse.ArgumentParser()\n";
+    int32_t a_ids[64], b_ids[64];
+    int64_t na = 0, nb = 0;
+    MC_REQUIRE(mc_tok_encode(tok, probe, strlen(probe), 0, a_ids, 64, &na) == 0);
+    MC_REQUIRE(mc_tok_encode(tok_l, probe, strlen(probe), 0, b_ids, 64, &nb) == 0);
+    MC_REQUIRE(na > 0 && na == nb);
+    CHECK(memcmp(a_ids, b_ids, (size_t)na * sizeof(int32_t)) == 0);
+    mc_tok_free(tok_l);
+
+    mc_ctx_params cp = mc_ctx_params_default();
+    cp.n_ctx = 1024;
+    mc_llm *llm = NULL;
+    MC_REQUIRE(mc_llm_local_new(llm_m, tok, &cp, &llm, &err) == 0);
+    const char *root = tmp_path("pyrepo");
+    MC_REQUIRE(mkdir(root, 0755) == 0);
+    char fp[600];
+    snprintf(fp, sizeof fp, "%s/cli.py", root);
+    write_file(fp, "import argparse\nimport os\n\n\ndef build_parser():\n"
+                   "    parser = argparse.ArgumentParser(description='tool')\n"
+                   "    parser.add_argument('--verbose', action='store_true')\n"
+                   "    parser.add_argument('--output', default=None)\n"
+                   "    return parser\n");
+    mc_retr_index *ix = NULL;
+    MC_REQUIRE(mc_retr_new(&ix, root, NULL, NULL, &err) == 0);
+    MC_REQUIRE(mc_retr_sync(ix, NULL, &err) == 0);
+    mc_cascade_params p = mc_cascade_params_default();
+    p.routing = false;
+    mc_cascade *c = NULL;
+    MC_REQUIRE(mc_cascade_new(&p, slm, tok, llm, ix, &cp, &c, &err) == 0);
+    static const char *code[] = {
+        "import os\nimport sys\n\n\ndef main(argv):\n    parser = argparse.",
+        "class Config:\n    def __init__(self, path):\n        self.path = path\n        self.",
+        "def read_lines(path):\n    with open(path) as f:\n        return ",
+        "for i in range(len(items)):\n    if items[i] is None:\n        ",
+        "import argparse\n\n\ndef build_parser():\n    parser = argparse.ArgumentParser(",
+    };
+    int drafted = 0;
+    for (size_t i = 0; i < MC_ARRAY_LEN(code); i++) {
+        mc_cascade_doc d;
+        memset(&d, 0, sizeof d);
+        d.path = "main.py";
+        d.text = code[i];
+        d.len = strlen(code[i]);
+        d.cursor = d.len;
+        d.line = -1;
+        d.n_lines = 1;
+        mc_suggestion s, a, b;
+        MC_REQUIRE(mc_cascade_suggest(c, &d, NULL, &s, &err) == 0);
+        CHECK_EQ_INT(s.path, MC_PATH_SLM);
+        CHECK(s.n_slm_ids > 0);
+        MC_REQUIRE(mc_cascade_escalate(c, &d, &s, MC_PATH_REJECTION, NULL, &a, &err) == 0);
+        p.speculative = false;
+        MC_REQUIRE(mc_cascade_set_params(c, &p, &err) == 0);
+        MC_REQUIRE(mc_cascade_escalate(c, &d, &s, MC_PATH_REJECTION, NULL, &b, &err) == 0);
+        p.speculative = true;
+        MC_REQUIRE(mc_cascade_set_params(c, &p, &err) == 0);
+        CHECK_MSG(a.len == b.len && strcmp(a.text, b.text) == 0,
+                  "code %zu: speculative '%s' != plain '%s'", i, a.text, b.text);
+        CHECK_EQ_INT(a.source, 1);
+        CHECK(a.st.draft_tokens > 0);
+        CHECK(a.st.draft_accepted <= a.st.draft_tokens);
+        drafted += a.st.draft_tokens;
+        mc_suggestion_fini(&s);
+        mc_suggestion_fini(&a);
+        mc_suggestion_fini(&b);
+    }
+    CHECK(drafted > 0);
+    mc_cascade_free(c);
+    mc_retr_free(ix);
+    mc_llm_free(llm);
+    mc_model_free(llm_m);
+    mc_tok_free(tok);
+    mc_model_free(slm);
+}
