@@ -225,23 +225,19 @@ static pid_t serve_start(const char *bin, const char *model, int threads, int *p
     return pid;
 }
 
+/* Each path talks to its own `mccom serve`, so that every escalation meets a
+ * server that has not seen its prompt, as in use (the round-2 prompt is new):
+ * one shared server would hand the second path measured on a line the first
+ * one's prefix cache. */
+enum { E2E_SPEC, E2E_PLAIN, E2E_LLM, E2E_N };
+
 static void e2e_table(mc_model *slm, const mc_tok *tok, const char *llm_path, const char *file,
                       const char *text, size_t len, int threads) {
     const char *bin = getenv("MC_BIN") ? getenv("MC_BIN") : "build/release/mccom";
-    int port;
-    pid_t pid = serve_start(bin, llm_path, threads, &port);
-    if (pid < 0) {
-        printf("(mccom serve did not start: %s serve -m %s)\n\n", bin, llm_path);
-        return;
-    }
+    pid_t pid[E2E_N];
+    mc_llm *llm[E2E_N];
+    mc_cascade *c[E2E_N];
     mc_err err;
-    char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
-    mc_remote_params rp = mc_remote_params_default();
-    rp.url = url;
-    mc_llm *llm;
-    if (mc_llm_remote_new(&rp, tok, &llm, &err) != 0)
-        die("remote", &err);
     char root[PATH_MAX];
     snprintf(root, sizeof root, "%s", file);
     char *slash = strrchr(root, '/');
@@ -255,9 +251,30 @@ static void e2e_table(mc_model *slm, const mc_tok *tok, const char *llm_path, co
     cp.n_threads = threads;
     mc_cascade_params p = mc_cascade_params_default();
     p.routing = false;
-    mc_cascade *c;
-    if (mc_cascade_new(&p, slm, tok, llm, ix, &cp, &c, &err) != 0)
-        die("cascade", &err);
+    for (int i = 0; i < E2E_N; i++) {
+        int port;
+        pid[i] = serve_start(bin, llm_path, threads, &port);
+        if (pid[i] < 0) {
+            printf("(mccom serve did not start: %s serve -m %s)\n\n", bin, llm_path);
+            for (int k = 0; k < i; k++) {
+                mc_cascade_free(c[k]);
+                mc_llm_free(llm[k]);
+                kill(pid[k], SIGTERM);
+                waitpid(pid[k], NULL, 0);
+            }
+            mc_retr_free(ix);
+            return;
+        }
+        char url[64];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+        mc_remote_params rp = mc_remote_params_default();
+        rp.url = url;
+        if (mc_llm_remote_new(&rp, tok, &llm[i], &err) != 0)
+            die("remote", &err);
+        p.speculative = i == E2E_SPEC;
+        if (mc_cascade_new(&p, slm, tok, llm[i], ix, &cp, &c[i], &err) != 0)
+            die("cascade", &err);
+    }
     /* target lines: non-blank lines spread over the file */
     int n_lines = 0;
     for (size_t i = 0; i < len; i++)
@@ -279,37 +296,36 @@ static void e2e_table(mc_model *slm, const mc_tok *tok, const char *llm_path, co
         if (k == eol)
             continue; /* blank */
         mc_cascade_doc d = {rel, text, len, at, line, 1};
-        mc_suggestion sg, up, pl, lo;
-        if (mc_cascade_suggest(c, &d, NULL, &sg, &err) != 0)
+        mc_suggestion sg, sg2, up, pl, lo;
+        if (mc_cascade_suggest(c[E2E_SPEC], &d, NULL, &sg, &err) != 0 ||
+            mc_cascade_suggest(c[E2E_PLAIN], &d, NULL, &sg2, &err) != 0)
             die("suggest", &err);
         push(&s_slm, sg.st.ms_total);
-        p.speculative = true;
-        mc_cascade_set_params(c, &p, &err);
-        if (mc_cascade_escalate(c, &d, &sg, MC_PATH_REJECTION, NULL, &up, &err) != 0)
+        if (mc_cascade_escalate(c[E2E_SPEC], &d, &sg, MC_PATH_REJECTION, NULL, &up, &err) != 0)
             die("escalate", &err);
         push(&s_esc, sg.st.ms_total + up.st.ms_total);
         acc += up.st.draft_accepted;
         drafted += up.st.draft_tokens;
         calls += up.st.llm_calls;
         n_esc++;
-        p.speculative = false;
-        mc_cascade_set_params(c, &p, &err);
-        if (mc_cascade_escalate(c, &d, &sg, MC_PATH_REJECTION, NULL, &pl, &err) != 0)
+        if (mc_cascade_escalate(c[E2E_PLAIN], &d, &sg2, MC_PATH_REJECTION, NULL, &pl, &err) != 0)
             die("escalate", &err);
-        push(&s_plain, sg.st.ms_total + pl.st.ms_total);
+        push(&s_plain, sg2.st.ms_total + pl.st.ms_total);
         if (strcmp(pl.text, up.text) != 0)
             fprintf(stderr, "bench_spec: line %d: speculative and plain lines differ\n", line);
-        if (mc_cascade_llm_only(c, &d, 1, NULL, &lo, &err) != 0)
+        if (mc_cascade_llm_only(c[E2E_LLM], &d, 1, NULL, &lo, &err) != 0)
             die("llm only", &err);
         push(&s_llm, lo.st.ms_total);
         mc_suggestion_fini(&sg);
+        mc_suggestion_fini(&sg2);
         mc_suggestion_fini(&up);
         mc_suggestion_fini(&pl);
         mc_suggestion_fini(&lo);
     }
     printf("## End to end: cascade paths with the large model behind `mccom serve` (loopback)\n\n");
     printf("%d lines of %s, cursor at the line's start; %d thread%s per model; ms per request, "
-           "model and network time (no user reaction).\n\n",
+           "model and network time (no user reaction). Each path has its own server, so no "
+           "path finds its prompt cached by another.\n\n",
            s_slm.n, file, threads, threads == 1 ? "" : "s");
     printf("| path | p50 ms | p95 ms | vs large model alone (p50) |\n|---|---:|---:|---:|\n");
     double base = pct(&s_llm, 0.5);
@@ -328,11 +344,13 @@ static void e2e_table(mc_model *slm, const mc_tok *tok, const char *llm_path, co
            "calls per escalation.\n\n",
            acc, drafted, drafted ? 100.0 * (double)acc / (double)drafted : 0.0,
            n_esc ? (double)calls / (double)n_esc : 0.0);
-    mc_cascade_free(c);
+    for (int i = 0; i < E2E_N; i++) {
+        mc_cascade_free(c[i]);
+        mc_llm_free(llm[i]);
+        kill(pid[i], SIGTERM);
+        waitpid(pid[i], NULL, 0);
+    }
     mc_retr_free(ix);
-    mc_llm_free(llm);
-    kill(pid, SIGTERM);
-    waitpid(pid, NULL, 0);
 }
 
 int main(void) {
