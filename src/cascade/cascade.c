@@ -426,7 +426,7 @@ static int run_llm(mc_cascade *c, const mc__prompt *lp, int n_lines, const int32
          * A round is one LLM call (a network round trip, a verification pass
          * over k + 1 tokens) for a + 1 tokens; below a = k/2 that is a loss
          * against plain decoding on every backend bench_spec measures (in
-         * process, k = 4: a = 1 gives 0.7-1.1x plain; behind a server each
+         * process, k = 4: a = 1 gives 0.6-1.0x plain; behind a server each
          * call adds its round trip). The LLM finishes the line in one call. */
         bool give_up = round > 0 && rq.n_draft > 0 && 2 * r.gen.n_accepted < rq.n_draft;
         mc_llm_result_fini(&r);
