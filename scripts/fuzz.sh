@@ -8,20 +8,23 @@ secs=${FUZZ_SECONDS:-60}
 out=build/fuzz
 mkdir -p "$out"
 lib_src=$(ls src/*/*.c | grep -v '^src/cli/')
+# The library is compiled once (instrumented for libFuzzer) and linked into every target.
+objs=()
+for s in $lib_src; do
+    extra=""
+    case "$s" in
+        *_avx2.c) extra="-mavx2 -mfma -mf16c" ;;
+        *_avx512.c) extra="-mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16" ;;
+    esac
+    o="$out/obj/${s%.c}.o"; mkdir -p "$(dirname "$o")"
+    if [ ! -f "$o" ] || [ "$s" -nt "$o" ] || [ -n "$(find include src -newer "$o" -name '*.h' -print -quit)" ]; then
+        clang -std=c11 -D_GNU_SOURCE -O1 -g -Iinclude -fsanitize=fuzzer-no-link,address,undefined $extra -c "$s" -o "$o"
+    fi
+    objs+=("$o")
+done
 for f in fuzz/fuzz_*.c; do
     name=$(basename "$f" .c); name=${name#fuzz_}
     echo "== fuzz $name (${secs}s) =="
-    objs=()
-    for s in $lib_src; do
-        extra=""
-        case "$s" in
-            *_avx2.c) extra="-mavx2 -mfma -mf16c" ;;
-            *_avx512.c) extra="-mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16" ;;
-        esac
-        o="$out/obj/${s%.c}.o"; mkdir -p "$(dirname "$o")"
-        clang -std=c11 -D_GNU_SOURCE -O1 -g -Iinclude -fsanitize=fuzzer-no-link,address,undefined $extra -c "$s" -o "$o"
-        objs+=("$o")
-    done
     clang -std=c11 -D_GNU_SOURCE -DMC_LIBFUZZER -O1 -g -Iinclude -fsanitize=fuzzer,address,undefined \
         "$f" "${objs[@]}" -o "$out/fuzz_$name" -lm -ldl -pthread $(cat scripts/link-libs.txt 2>/dev/null)
     mkdir -p "fuzz/corpus/$name"
