@@ -89,9 +89,14 @@ $(ORACLE): tools/oracle/oracle.c
 
 # mkmodel: random-initialised GGUF models of any shape (uses libmccom's GGUF writer).
 # Built from the release library (make with the default BUILD) into build/tools.
+# cmplogits: mccom's logits on a GGUF against a reference file (the factory's check step).
 MKMODEL := build/tools/mkmodel
-tools: $(MKMODEL)
+CMPLOGITS := build/tools/cmplogits
+tools: $(MKMODEL) $(CMPLOGITS)
 $(MKMODEL): tools/mkmodel/mkmodel.c build/release/libmccom.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -O2 -o $@ $< build/release/libmccom.a $(LDLIBS_ALL)
+$(CMPLOGITS): tools/cmplogits/cmplogits.c build/release/libmccom.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -O2 -o $@ $< build/release/libmccom.a $(LDLIBS_ALL)
 
@@ -141,7 +146,7 @@ fuzz:
 # quantize into build/models; resumable (each finished step leaves a stamp).
 PRESET ?= cpu-small
 models:
-	@$(MAKE) --no-print-directory BUILD=build/release all
+	@$(MAKE) --no-print-directory BUILD=build/release all tools
 	MCCOM=build/release/mccom tools/train/factory.sh all $(PRESET)
 # ---- evaluation (docs/eval.md) ------------------------------------------------------
 # The benchmark (RepoEval's format) and its repositories, recreated from Debian packages.

@@ -9,6 +9,10 @@
 #     export     PRESET's checkpoint -> Hugging Face directory
 #     convert    Hugging Face directory -> F32 GGUF (mccom convert hf --vocab vocab.gguf)
 #     quantize   F32 GGUF -> Q8_0 and Q4_0 (mccom quantize)
+#     check      PyTorch's logits (dump_logits.py on the Hugging Face directory) against mccom's
+#                on every GGUF of PRESET, on the first 600 bytes of tools/train/corpus.py;
+#                fails if F32 is off by more than 1e-4 of the largest logit; the report is
+#                gguf/PRESET-check.txt (needs build/tools/cmplogits: make tools)
 #     all        every step above for PRESET
 #     status     which steps are done
 # A finished step leaves a stamp in $MODELS/stamps and is skipped next time; delete the stamp
@@ -163,6 +167,25 @@ do_quantize() {
     mark "quantize-$preset"
 }
 
+do_check() {
+    need_mccom
+    local cmp=${CMPLOGITS:-build/tools/cmplogits}
+    [ -x "$cmp" ] || { say "check: $cmp is missing (make tools builds it)"; exit 1; }
+    local ids report="$MODELS/gguf/$preset-check.txt" ref="$MODELS/gguf/$preset-check-ref.bin"
+    ids=$(head -c 600 $T/corpus.py | "$MCCOM" tokenize --vocab "$MODELS/gguf/$preset-f32.gguf" --print \
+          | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
+    [ -n "$ids" ] || { say "check: tokenizing the check text failed"; exit 1; }
+    "$PY" $T/dump_logits.py "$MODELS/hf/$preset" --tokens "$ids" --out "$ref" >&2
+    {
+        echo "# $preset: PyTorch (dump_logits.py $MODELS/hf/$preset) vs mccom, first 600 bytes of $T/corpus.py"
+        "$cmp" "$MODELS/gguf/$preset-f32.gguf" "$ids" "$ref" 1e-4
+        for q in $QUANTS; do "$cmp" "$MODELS/gguf/$preset-$q.gguf" "$ids" "$ref"; done
+    } > "$report.tmp" || { cat "$report.tmp" >&2; say "check $preset: F32 logits differ from PyTorch's"; exit 1; }
+    mv "$report.tmp" "$report"
+    rm -f "$ref"
+    cat "$report"
+}
+
 case "$step" in
     corpus) do_corpus ;;
     vocab) do_vocab ;;
@@ -171,7 +194,8 @@ case "$step" in
     export) do_export ;;
     convert) do_convert ;;
     quantize) do_quantize ;;
-    all) do_corpus; do_vocab; do_tokenize; do_train; do_export; do_convert; do_quantize ;;
+    check) do_check ;;
+    all) do_corpus; do_vocab; do_tokenize; do_train; do_export; do_convert; do_quantize; do_check ;;
     status) ls -1 "$MODELS/stamps" 2>/dev/null | sed 's/\.done$//' ;;
-    *) sed -n '2,30p' "$0"; exit 2 ;;
+    *) sed -n '2,34p' "$0"; exit 2 ;;
 esac
