@@ -30,6 +30,7 @@
  */
 #include "mccom/cascade.h"
 #include "mccom/lsp.h"
+#include "bench_util.h"
 
 #include <jansson.h>
 #include <limits.h>
@@ -39,53 +40,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-typedef struct samples {
-    double *v;
-    int n, cap;
-} samples;
-
-static void push(samples *s, double x) {
-    if (s->n == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 64;
-        s->v = realloc(s->v, (size_t)s->cap * sizeof *s->v);
-        if (!s->v) {
-            fprintf(stderr, "bench_lsp: out of memory\n");
-            exit(1);
-        }
-    }
-    s->v[s->n++] = x;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(samples *s, double p) {
-    if (s->n == 0)
-        return 0.0 / 0.0;
-    qsort(s->v, (size_t)s->n, sizeof *s->v, cmp_d);
-    int i = (int)(p * (s->n - 1) + 0.5);
-    return s->v[i];
-}
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    if (b)
-        b[n] = '\0';
-    fclose(f);
-    return b;
-}
 
 /* ---- a little editor ---------------------------------------------------------------------- */
 
@@ -220,7 +174,7 @@ static char *doc_with(const char *t, const line_span *ls, int l, size_t keep, si
 }
 
 typedef struct result {
-    samples run, reuse, all, fast, inproc;
+    mc_bench_samples run, reuse, all, fast, inproc;
     int n_superseded, n_reused, n_run;
 } result;
 
@@ -318,8 +272,8 @@ static void bench_model(const char *bin, const char *model, const char *tokenize
             double ms = (mc_time_s() - t0) * 1e3;
             json_t *it = json_array_get(json_object_get(json_object_get(r, "result"), "items"), 0);
             bool reused = json_is_true(json_object_get(json_object_get(it, "mccom"), "reused"));
-            push(reused ? &R->reuse : &R->run, ms);
-            push(&R->all, ms);
+            mc_bench_push(reused ? &R->reuse : &R->run, ms);
+            mc_bench_push(&R->all, ms);
             if (reused)
                 R->n_reused++;
             else
@@ -334,7 +288,7 @@ static void bench_model(const char *bin, const char *model, const char *tokenize
             double in_ms = (mc_time_s() - t1) * 1e3;
             mc_session_get_stats(sess, &after);
             if (after.reused == before.reused)
-                push(&R->inproc, in_ms);
+                mc_bench_push(&R->inproc, in_ms);
             free(d);
         }
         /* fast typing: the rest of the keys again, 15 ms apart, without waiting */
@@ -352,7 +306,7 @@ static void bench_model(const char *bin, const char *model, const char *tokenize
         for (int i = first; i <= last; i++) {
             json_t *r = reply(&e, i);
             if (i == last)
-                push(&R->fast, (mc_time_s() - t_last) * 1e3);
+                mc_bench_push(&R->fast, (mc_time_s() - t_last) * 1e3);
             else if (json_object_get(r, "error"))
                 R->n_superseded++;
             json_decref(r);
@@ -391,7 +345,7 @@ int main(int argc, char **argv) {
     char root[PATH_MAX];
     snprintf(root, sizeof root, "%s", file);
     *strrchr(root, '/') = '\0';
-    char *text = slurp(file);
+    char *text = mc_bench_slurp(file, NULL);
     int targets = getenv("MC_BENCH_TARGETS") ? atoi(getenv("MC_BENCH_TARGETS")) : 8;
     int keys = getenv("MC_BENCH_KEYS") ? atoi(getenv("MC_BENCH_KEYS")) : 12;
     int threads = getenv("MC_BENCH_THREADS") ? atoi(getenv("MC_BENCH_THREADS")) : 1;
@@ -428,16 +382,18 @@ int main(int argc, char **argv) {
             continue;
         result R;
         bench_model(bin_abs, mabs, rows[i].tok, file, root, text, targets, keys, threads, &R);
-        double run50 = pct(&R.run, 0.5), in50 = pct(&R.inproc, 0.5);
-        printf("| %s | %d | %d | %.2f | %.2f | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %d |\n",
-               rows[i].name, R.all.n, R.n_run, run50, pct(&R.run, 0.95), R.n_reused,
-               pct(&R.reuse, 0.5), pct(&R.reuse, 0.95), pct(&R.all, 0.5), pct(&R.all, 0.95), in50,
-               run50 / in50, pct(&R.fast, 0.5), pct(&R.fast, 0.95), R.n_superseded);
-        free(R.run.v);
-        free(R.reuse.v);
-        free(R.all.v);
-        free(R.fast.v);
-        free(R.inproc.v);
+        double run50 = mc_bench_pct(&R.run, 0.5), in50 = mc_bench_pct(&R.inproc, 0.5);
+        printf("| %s | %d | %d | %.2f | %.2f | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | "
+               "%.2f | %d |\n",
+               rows[i].name, R.all.n, R.n_run, run50, mc_bench_pct(&R.run, 0.95), R.n_reused,
+               mc_bench_pct(&R.reuse, 0.5), mc_bench_pct(&R.reuse, 0.95), mc_bench_pct(&R.all, 0.5),
+               mc_bench_pct(&R.all, 0.95), in50, run50 / in50, mc_bench_pct(&R.fast, 0.5),
+               mc_bench_pct(&R.fast, 0.95), R.n_superseded);
+        mc_bench_free(&R.run);
+        mc_bench_free(&R.reuse);
+        mc_bench_free(&R.all);
+        mc_bench_free(&R.fast);
+        mc_bench_free(&R.inproc);
     }
     printf("\nmodel runs: requests the cascade answered with the small model; type-through: "
            "requests answered from the live suggestion (the typed key matched it). In-process: "

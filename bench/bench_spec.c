@@ -28,6 +28,7 @@
 #include "mccom/cascade.h"
 #include "mccom/gen.h"
 #include "mccom/remote.h"
+#include "bench_util.h"
 
 #include <limits.h>
 #include <signal.h>
@@ -37,47 +38,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-typedef struct samples {
-    double v[256];
-    int n;
-} samples;
-
-static void push(samples *s, double x) {
-    if (s->n < (int)MC_ARRAY_LEN(s->v))
-        s->v[s->n++] = x;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(samples *s, double p) {
-    if (s->n == 0)
-        return 0.0;
-    qsort(s->v, (size_t)s->n, sizeof s->v[0], cmp_d);
-    return s->v[(int)(p * (s->n - 1) + 0.5)];
-}
-
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) {
-        b[n] = '\0';
-        *len = (size_t)n;
-    }
-    return b;
-}
 
 static void die(const char *what, const mc_err *e) {
     fprintf(stderr, "bench_spec: %s: %s\n", what, e ? e->msg : "failed");
@@ -136,17 +96,18 @@ static void verify_table(mc_model *m, const char *name, const mc_tok *tok, const
         return;
     }
     /* plain decoding from the cached prompt: per-token time */
-    samples plain = {{0}, 0};
+    mc_bench_samples plain = {0};
     for (int r = 0; r < reps; r++) {
         gp.max_new = 16;
         double t0 = mc_time_s();
         if (mc_gen_run(c, tok, prompt, np, NULL, 0, &gp, &g, &err) != 0)
             die("generate", &err);
         double ms = (mc_time_s() - t0) * 1e3;
-        push(&plain, (double)g.n / (ms / 1e3));
+        mc_bench_push(&plain, (double)g.n / (ms / 1e3));
         mc_gen_result_fini(&g);
     }
-    double plain_tps = pct(&plain, 0.5);
+    double plain_tps = mc_bench_pct(&plain, 0.5);
+    mc_bench_free(&plain);
     const mc_hparams *hp = mc_model_hparams(m);
     printf("## Speculative verification vs plain decoding: %s (%s %dL %dd, %.1f MB, in process, "
            "%d thread%s)\n\n",
@@ -168,18 +129,19 @@ static void verify_table(mc_model *m, const char *name, const mc_tok *tok, const
             memcpy(draft, ref, sizeof(int32_t) * (size_t)k);
             if (a < k)
                 draft[a] = (ref[a] + 1) % n_vocab;
-            samples ms = {{0}, 0};
+            mc_bench_samples ms = {0};
             int acc = -1;
             for (int r = 0; r < reps; r++) {
                 gp.max_new = 1;
                 double t0 = mc_time_s();
                 if (mc_gen_run(c, tok, prompt, np, draft, k, &gp, &g, &err) != 0)
                     die("verify", &err);
-                push(&ms, (mc_time_s() - t0) * 1e3);
+                mc_bench_push(&ms, (mc_time_s() - t0) * 1e3);
                 acc = g.n_accepted;
                 mc_gen_result_fini(&g);
             }
-            double t = pct(&ms, 0.5);
+            double t = mc_bench_pct(&ms, 0.5);
+            mc_bench_free(&ms);
             double tps = (double)(acc + 1) / (t / 1e3);
             printf("| %d | %d | %d | %.2f | %.1f | %.2fx |\n", k, acc, acc + 1, t, tps,
                    tps / plain_tps);
@@ -208,7 +170,7 @@ static pid_t serve_start(const char *bin, const char *model, int threads, int *p
     *port = 0;
     for (int i = 0; i < 400 && *port == 0; i++) {
         size_t len = 0;
-        char *s = slurp(log, &len);
+        char *s = mc_bench_slurp(log, &len);
         const char *at = s ? strstr(s, "listening on http://127.0.0.1:") : NULL;
         if (at)
             *port = atoi(at + strlen("listening on http://127.0.0.1:"));
@@ -280,7 +242,7 @@ static void e2e_table(mc_model *slm, const mc_tok *tok, const char *llm_path, co
     for (size_t i = 0; i < len; i++)
         n_lines += text[i] == '\n';
     int targets = env_int("MC_BENCH_TARGETS", 16);
-    samples s_slm = {{0}, 0}, s_esc = {{0}, 0}, s_plain = {{0}, 0}, s_llm = {{0}, 0};
+    mc_bench_samples s_slm = {0}, s_esc = {0}, s_plain = {0}, s_llm = {0};
     long acc = 0, drafted = 0, calls = 0, n_esc = 0;
     for (int t = 0; t < targets; t++) {
         int line = 10 + (int)((long)(n_lines - 20) * t / MC_MAX(1, targets));
@@ -300,22 +262,22 @@ static void e2e_table(mc_model *slm, const mc_tok *tok, const char *llm_path, co
         if (mc_cascade_suggest(c[E2E_SPEC], &d, NULL, &sg, &err) != 0 ||
             mc_cascade_suggest(c[E2E_PLAIN], &d, NULL, &sg2, &err) != 0)
             die("suggest", &err);
-        push(&s_slm, sg.st.ms_total);
+        mc_bench_push(&s_slm, sg.st.ms_total);
         if (mc_cascade_escalate(c[E2E_SPEC], &d, &sg, MC_PATH_REJECTION, NULL, &up, &err) != 0)
             die("escalate", &err);
-        push(&s_esc, sg.st.ms_total + up.st.ms_total);
+        mc_bench_push(&s_esc, sg.st.ms_total + up.st.ms_total);
         acc += up.st.draft_accepted;
         drafted += up.st.draft_tokens;
         calls += up.st.llm_calls;
         n_esc++;
         if (mc_cascade_escalate(c[E2E_PLAIN], &d, &sg2, MC_PATH_REJECTION, NULL, &pl, &err) != 0)
             die("escalate", &err);
-        push(&s_plain, sg2.st.ms_total + pl.st.ms_total);
+        mc_bench_push(&s_plain, sg2.st.ms_total + pl.st.ms_total);
         if (strcmp(pl.text, up.text) != 0)
             fprintf(stderr, "bench_spec: line %d: speculative and plain lines differ\n", line);
         if (mc_cascade_llm_only(c[E2E_LLM], &d, 1, NULL, &lo, &err) != 0)
             die("llm only", &err);
-        push(&s_llm, lo.st.ms_total);
+        mc_bench_push(&s_llm, lo.st.ms_total);
         mc_suggestion_fini(&sg);
         mc_suggestion_fini(&sg2);
         mc_suggestion_fini(&up);
@@ -328,17 +290,19 @@ static void e2e_table(mc_model *slm, const mc_tok *tok, const char *llm_path, co
            "path finds its prompt cached by another.\n\n",
            s_slm.n, file, threads, threads == 1 ? "" : "s");
     printf("| path | p50 ms | p95 ms | vs large model alone (p50) |\n|---|---:|---:|---:|\n");
-    double base = pct(&s_llm, 0.5);
+    double base = mc_bench_pct(&s_llm, 0.5);
     struct {
         const char *name;
-        samples *s;
+        mc_bench_samples *s;
     } rows[] = {{"small model only (suggestion shown)", &s_slm},
                 {"escalated after rejection, speculative", &s_esc},
                 {"escalated after rejection, plain decoding", &s_plain},
                 {"large model alone, one retrieval round", &s_llm}};
     for (size_t i = 0; i < MC_ARRAY_LEN(rows); i++) {
-        double p50 = pct(rows[i].s, 0.5);
-        printf("| %s | %.1f | %.1f | %.2f |\n", rows[i].name, p50, pct(rows[i].s, 0.95), p50 / base);
+        double p50 = mc_bench_pct(rows[i].s, 0.5);
+        printf("| %s | %.1f | %.1f | %.2f |\n", rows[i].name, p50, mc_bench_pct(rows[i].s, 0.95),
+               p50 / base);
+        mc_bench_free(rows[i].s);
     }
     printf("\nSpeculative escalations: %ld of %ld draft tokens accepted (%.0f%%), %.1f large-model "
            "calls per escalation.\n\n",
@@ -362,7 +326,7 @@ int main(void) {
         return 0;
     }
     size_t len = 0;
-    char *text = slurp(file, &len);
+    char *text = mc_bench_slurp(file, &len);
     if (!text) {
         printf("(bench_spec skipped: cannot read %s; set MC_BENCH_FILE)\n", file);
         return 0;
