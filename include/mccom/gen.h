@@ -12,9 +12,10 @@
  *
  * Draft verification (greedy only). prompt ⊕ draft is evaluated with logits at
  * every draft position in one batched forward pass (two when the prompt's
- * uncached tail is long: the tail alone, with the last row's logits only). Draft token i is accepted
- * while it equals the model's own greedy choice at its position (under the
- * healing constraint) and no stop rule has ended the text; the first rejected
+ * uncached tail is long: the tail alone, with the last row's logits only).
+ * Draft token i is accepted while it equals the model's own greedy choice at
+ * its position (under the healing constraint) and no stop rule has ended the
+ * text; the first rejected
  * position gets the model's own token instead (the correction), and when every
  * draft token is accepted the model's next token follows (the bonus). The
  * rejected tail is rolled back from the KV cache. Then the model continues on

@@ -48,9 +48,9 @@ int mc__lsp_config_copy(mc__lsp_config *dst, const mc__lsp_config *src) {
     dst->llm_url = dup_or_null(src->llm_url);
     dst->llm_api_key = dup_or_null(src->llm_api_key);
     dst->llm_log = dup_or_null(src->llm_log);
-    if ((src->llm_log && !dst->llm_log) || (src->slm_path && !dst->slm_path) || (src->llm_path && !dst->llm_path) ||
+    if ((src->slm_path && !dst->slm_path) || (src->llm_path && !dst->llm_path) ||
         (src->tokenizer_path && !dst->tokenizer_path) || (src->llm_url && !dst->llm_url) ||
-        (src->llm_api_key && !dst->llm_api_key)) {
+        (src->llm_api_key && !dst->llm_api_key) || (src->llm_log && !dst->llm_log)) {
         mc__lsp_config_fini(dst);
         return MC_ENOMEM;
     }

@@ -854,7 +854,8 @@ int mc_lsp_server_new(const mc_lsp_params *p, mc_lsp_write_fn write, void *ud,
     if (!s)
         return mc_err_set(err, MC_ENOMEM, -1, "out of memory");
     s->p = *p;
-    s->p.slm_path = s->p.llm_path = s->p.tokenizer_path = s->p.llm_url = s->p.llm_api_key = s->p.llm_log = NULL;
+    s->p.slm_path = s->p.llm_path = s->p.tokenizer_path = NULL;
+    s->p.llm_url = s->p.llm_api_key = s->p.llm_log = NULL;
     s->version = strdup(p->version ? p->version : "0");
     s->write = write;
     s->write_ud = ud;

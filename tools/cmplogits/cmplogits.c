@@ -61,7 +61,8 @@ int main(int argc, char **argv) {
     int32_t *ids = NULL;
     int n = 0;
     if (parse_ids(argv[2], &ids, &n) != 0 || n == 0) {
-        fprintf(stderr, "cmplogits: IDS must be non-negative integers separated by commas or spaces\n");
+        fprintf(stderr,
+                "cmplogits: IDS must be non-negative integers separated by commas or spaces\n");
         return 2;
     }
     mc_err e;
