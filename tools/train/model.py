@@ -33,6 +33,9 @@ PRESETS = {
     # the CPU-scale pair shipped in models/ (sizes picked from measured tokens/s, docs/training.md)
     "cpu-small": dict(n_embd=192, n_layer=4, n_head=3, n_head_kv=1, n_ff=512, n_ctx=2048, tied=True),
     "cpu-large": dict(n_embd=320, n_layer=6, n_head=5, n_head_kv=1, n_ff=864, n_ctx=2048, tied=True),
+    # Models v2 (docs/training.md): the CPU-trained small model, context 512 for the bulk of
+    # training (1024 in the final phase), one KV head; the large one grows from it by depth
+    "v2-small": dict(n_embd=256, n_layer=6, n_head=4, n_head_kv=1, n_ff=704, n_ctx=512, tied=True),
     # the release pair, trained on one H100 (~40M and ~180M parameters)
     "gpu-slm": dict(n_embd=512, n_layer=10, n_head=8, n_head_kv=4, n_ff=1408, n_ctx=2048, tied=True),
     "gpu-llm": dict(n_embd=1024, n_layer=14, n_head=16, n_head_kv=8, n_ff=2816, n_ctx=2048, tied=True),
@@ -96,6 +99,20 @@ def apply_rope(x, cos, sin):
     return (xf * cos + rotate_half(xf) * sin).to(x.dtype)
 
 
+_MASKS = {}
+
+
+def causal_mask(rep, T, dtype, device):
+    """(rep*T, T) additive causal mask (0 on and below the diagonal, -inf above) for rep query
+    heads stacked along time; cached per shape (a pure function of its arguments)."""
+    key = (rep, T, dtype, str(device))
+    m = _MASKS.get(key)
+    if m is None:
+        tri = torch.full((T, T), float("-inf"), dtype=dtype, device=device).triu(1)
+        m = _MASKS[key] = tri.repeat(rep, 1)
+    return m
+
+
 class Attention(nn.Module):
     def __init__(self, c):
         super().__init__()
@@ -113,16 +130,23 @@ class Attention(nn.Module):
         v = self.v_proj(x).view(B, T, c.n_head_kv, c.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         rep = c.n_head // c.n_head_kv
-        if rep > 1:  # kv head j serves query heads j*rep .. j*rep+rep-1 (HF repeat_kv)
-            k = k.repeat_interleave(rep, dim=1)
-            v = v.repeat_interleave(rep, dim=1)
         if hasattr(F, "scaled_dot_product_attention"):
+            if rep > 1:  # kv head j serves query heads j*rep .. j*rep+rep-1 (HF repeat_kv)
+                k = k.repeat_interleave(rep, dim=1)
+                v = v.repeat_interleave(rep, dim=1)
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
-            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(c.head_dim))
-            mask = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
-            att = att.masked_fill(mask, float("-inf")).softmax(dim=-1)
-            y = att @ v
+            # No fused attention (Debian's torch 1.13): the rep query heads of a kv head are
+            # stacked along the time axis, (B, Hkv, rep*T, D), so one batched matmul per kv
+            # head serves them all without copying k and v; the additive causal mask of that
+            # stacked shape is built once per T and folded into the matmul (baddbmm).
+            Hkv, D = c.n_head_kv, c.head_dim
+            qs = q.reshape(B * Hkv, rep * T, D)
+            ks = k.reshape(B * Hkv, T, D)
+            mask = causal_mask(rep, T, q.dtype, x.device)
+            att = torch.baddbmm(mask, qs, ks.transpose(1, 2), alpha=1.0 / math.sqrt(D))
+            y = torch.bmm(att.softmax(dim=-1), v.reshape(B * Hkv, T, D))
+            y = y.view(B, c.n_head, T, D)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, c.n_head * c.head_dim))
 
 

@@ -25,6 +25,7 @@ trainer works without the C tokenizer.
 Usage:
   tokfile.py info FILE.tok
   tokfile.py byte-vocab OUT_DIR                      (writes OUT_DIR/tokenizer.json)
+  tokfile.py gguf-vocab VOCAB.gguf tokenizer.json    (a trained vocabulary's tokenizer.json)
   tokfile.py byte-tokenize --list L --root R --out F.tok
 """
 import argparse
@@ -164,6 +165,92 @@ def byte_vocab_json():
 
 
 
+# ---------------------------------------------------------------- GGUF vocabularies
+# The qwen2 pre-tokenizer expression as Hugging Face writes it (as tok_train.c's hf_pattern).
+HF_QWEN2_PATTERN = ("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?"
+                    "[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+")
+
+
+def read_gguf_kv(path):
+    """The key/value section of a GGUF v2/v3 file (tensors are not read): {key: value}."""
+    import struct as st
+    scal = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q",
+            11: "<q", 12: "<d"}
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:4] != b"GGUF":
+        raise ValueError("%s: not a GGUF file" % path)
+    ver, n_t, n_kv = st.unpack_from("<IQQ", data, 4)
+    if ver not in (2, 3):
+        raise ValueError("%s: GGUF version %d" % (path, ver))
+    off = 24
+
+    def rd_str():
+        nonlocal off
+        n, = st.unpack_from("<Q", data, off)
+        s = data[off + 8:off + 8 + n]
+        if len(s) != n:
+            raise ValueError("%s: truncated" % path)
+        off += 8 + n
+        return s.decode("utf-8")
+
+    def rd(t):
+        nonlocal off
+        if t == 8:
+            return rd_str()
+        if t == 9:
+            et, n = st.unpack_from("<IQ", data, off)
+            off += 12
+            return [rd(et) for _ in range(n)]
+        if t not in scal:
+            raise ValueError("%s: bad value type %d" % (path, t))
+        v, = st.unpack_from(scal[t], data, off)
+        off += st.calcsize(scal[t])
+        return v
+
+    kv = {}
+    for _ in range(n_kv):
+        k = rd_str()
+        t, = st.unpack_from("<I", data, off)
+        off += 4
+        kv[k] = rd(t)
+    return kv
+
+
+def gguf_vocab_json(path):
+    """The tokenizer.json that `mccom tokenizer train --hf` writes, rebuilt from the vocabulary
+    GGUF it wrote (tokens, merges, control tokens): byte-level BPE with the qwen2
+    pre-tokenizer. Refuses other vocabularies."""
+    kv = read_gguf_kv(path)
+    if kv.get("tokenizer.ggml.model") != "gpt2" or kv.get("tokenizer.ggml.pre") != "qwen2":
+        raise ValueError("%s: not a byte-level BPE vocabulary with the qwen2 pre-tokenizer" % path)
+    toks, types = kv["tokenizer.ggml.tokens"], kv.get("tokenizer.ggml.token_type", [])
+    added = [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+              "normalized": False, "special": True}
+             for i, t in enumerate(toks) if i < len(types) and types[i] == 3]
+    bl = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}
+    return {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+            "normalizer": None,
+            "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+                {"type": "Split", "pattern": {"Regex": HF_QWEN2_PATTERN}, "behavior": "Isolated",
+                 "invert": False}, bl]},
+            "post_processor": dict(bl), "decoder": dict(bl),
+            "model": {"type": "BPE", "dropout": None, "unk_token": None,
+                      "continuing_subword_prefix": None, "end_of_word_suffix": None,
+                      "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                      "vocab": {t: i for i, t in enumerate(toks)},
+                      "merges": list(kv.get("tokenizer.ggml.merges", []))}}
+
+
+def write_json_atomic(path, obj):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, ensure_ascii=False, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 def write_byte_vocab(out_dir):
     os.makedirs(out_dir, exist_ok=True)
     p = os.path.join(out_dir, "tokenizer.json")
@@ -187,6 +274,9 @@ def main(argv=None):
     p.add_argument("file")
     p = sub.add_parser("byte-vocab")
     p.add_argument("out_dir")
+    p = sub.add_parser("gguf-vocab", help="tokenizer.json from a vocabulary GGUF of mccom tokenizer train")
+    p.add_argument("gguf")
+    p.add_argument("out")
     p = sub.add_parser("byte-tokenize")
     p.add_argument("--list", required=True, help="file of paths, one per line")
     p.add_argument("--root", default=".", help="paths in --list are relative to this")
@@ -196,6 +286,9 @@ def main(argv=None):
         t = TokenFile(a.file)
         s, e = t.doc_bounds()
         print("%s: %d tokens, %d documents, separator %d, vocab %d" % (a.file, t.n, len(s), t.sep, t.n_vocab))
+    elif a.cmd == "gguf-vocab":
+        write_json_atomic(a.out, gguf_vocab_json(a.gguf))
+        print(a.out)
     elif a.cmd == "byte-vocab":
         print(write_byte_vocab(a.out_dir))
     else:

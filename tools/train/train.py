@@ -41,10 +41,14 @@ import random
 import sys
 import time
 
-import numpy as np
-import torch
+import signal
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cpuenv  # noqa: E402,F401  (before torch: OpenBLAS reads its core type when it loads)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
 from model import PRESETS, Config, Llama  # noqa: E402
 from tokfile import TokenFile, Vocab  # noqa: E402
 
@@ -166,9 +170,20 @@ def evaluate(model, tf, n_ctx, max_tokens, batch, device, byte_len, amp):
 
 
 # ---------------------------------------------------------------- schedule
-def lr_at(step, total, lr, warmup, min_frac):
+def lr_at(step, total, lr, warmup, min_frac, schedule="cosine", decay_start=None):
+    """Learning rate of optimizer step `step` (0-based).
+    cosine: linear warmup, then cosine from lr to min_frac*lr at step total.
+    wsd (warmup-stable-decay): linear warmup, then lr until decay_start (None: for ever),
+    then the "1 - sqrt" cooldown (Hagele et al. 2024) to min_frac*lr at the last step,
+    total - 1. No total is needed until a decay begins, so a run can go on, stop and resume
+    at any time, and any checkpoint can be decayed into a release on a branch."""
     if step < warmup:
         return lr * (step + 1) / warmup
+    if schedule == "wsd":
+        if decay_start is None or step < decay_start:
+            return lr
+        p = min(1.0, (step - decay_start + 1) / max(1, total - decay_start))
+        return lr * (min_frac + (1 - min_frac) * (1 - math.sqrt(p)))
     if total <= warmup:
         return lr
     p = min(1.0, (step - warmup) / max(1, total - warmup))
@@ -199,14 +214,29 @@ def parse_args(argv=None):
     ap.add_argument("--val", action="append", default=[], help="NAME=token file (repeatable)")
     ap.add_argument("--vocab", help="tokenizer.json (byte lengths for bits/byte; FIM token ids)")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--steps", type=int, default=1000, help="optimizer steps (schedule length)")
+    ap.add_argument("--steps", type=int, default=1000,
+                    help="optimizer steps (schedule length); with --schedule wsd, 0 runs until "
+                         "stopped (--time-limit, SIGTERM/SIGINT, --stop-at); with --init-from, "
+                         "steps after the checkpoint's")
+    ap.add_argument("--schedule", default="cosine", choices=["cosine", "wsd"])
+    ap.add_argument("--decay-steps", type=int, default=0,
+                    help="wsd: the last N steps of --steps decay (1 - sqrt) to --min-lr-frac")
+    ap.add_argument("--init-from", help="start from another run's checkpoint (weights, optimizer "
+                                        "state, step, tokens seen) with this run's data")
+    ap.add_argument("--grow-layers", type=int, default=0,
+                    help="with --init-from: stack the checkpoint's layers to this depth "
+                         "(depth up-scaling: layers 0..L-1, 0..L-1, ...); fresh optimizer state")
+    ap.add_argument("--time-limit", type=float, default=0,
+                    help="seconds: checkpoint and stop after this much wall time")
+    ap.add_argument("--bf16", default="auto", choices=["auto", "on", "off"],
+                    help="CPU: bf16 autocast of matmuls (auto: where the CPU has AVX512_BF16)")
     ap.add_argument("--time-budget", type=float, default=0,
                     help="seconds: after 5 timed steps, lower --steps so training ends in time")
     ap.add_argument("--batch", type=int, default=8, help="sequences per micro-batch")
     ap.add_argument("--accum", type=int, default=1, help="micro-batches per step")
     ap.add_argument("--n-ctx", type=int, help="override the preset's context")
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--min-lr-frac", type=float, default=0.1)
+    ap.add_argument("--min-lr-frac", type=float, help="default 0.1 (cosine), 0.0 (wsd)")
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--clip", type=float, default=1.0)
@@ -216,6 +246,9 @@ def parse_args(argv=None):
     ap.add_argument("--ckpt-every", type=int, default=200)
     ap.add_argument("--eval-every", type=int, default=0, help="0: only at the end")
     ap.add_argument("--eval-tokens", type=int, default=65536)
+    ap.add_argument("--probe-copy", type=int, default=8,
+                    help="copy probe at each evaluation: N random 128-token sequences repeated "
+                         "once, top-1 accuracy on the second copy (0: off)")
     ap.add_argument("--log-every", type=int, default=10)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--compile", default="auto", choices=["auto", "on", "off"])
@@ -239,12 +272,73 @@ def save_ckpt(path, obj):
     os.replace(tmp, path)
 
 
+@torch.no_grad()
+def copy_probe(model, n_vocab, n_seq, device, amp, length=128, seed=0):
+    """Induction-head probe: n_seq sequences of `length` random ordinary tokens, each repeated
+    once; the share of the second copy's tokens (after its first) that the model predicts
+    top-1. A model that has learnt to copy scores near 1, one that has not near 0."""
+    if n_seq <= 0:
+        return None
+    g = torch.Generator().manual_seed(seed)
+    lo = min(300, n_vocab // 2)  # past the special and byte tokens
+    seq = torch.randint(lo, n_vocab, (n_seq, length), generator=g)
+    x = torch.cat([seq, seq], dim=1).to(device)
+    model.eval()
+    with amp():
+        logits = model(x)
+    model.train()
+    pred = logits[:, length:-1].argmax(-1)
+    return (pred == x[:, length + 1:]).float().mean().item()
+
+
+def grow_state(state, n_layer_old, n_layer_new):
+    """Depth up-scaling: layer i of the new model is layer i % n_layer_old of the old."""
+    out = {}
+    for k, v in state.items():
+        if k.startswith("model.layers."):
+            continue
+        out[k] = v
+    for i in range(n_layer_new):
+        src = "model.layers.%d." % (i % n_layer_old)
+        for k, v in state.items():
+            if k.startswith(src):
+                out["model.layers.%d.%s" % (i, k[len(src):])] = v.clone()
+    return out
+
+
+class Stop:
+    """SIGTERM/SIGINT ask for a checkpoint at the end of the current step, then an exit."""
+
+    def __init__(self):
+        self.asked = None
+        self.old = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self.old[sig] = signal.signal(sig, self._ask)
+            except ValueError:  # not the main thread (tests): no handler
+                pass
+
+    def _ask(self, sig, frame):
+        self.asked = signal.Signals(sig).name
+
+    def restore(self):
+        for sig, h in self.old.items():
+            signal.signal(sig, h)
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     cuda = dev.type == "cuda"
+    bf16_cpu = not cuda and (args.bf16 == "on" or (args.bf16 == "auto" and cpuenv.has_bf16()))
+    if args.min_lr_frac is None:
+        args.min_lr_frac = 0.0 if args.schedule == "wsd" else 0.1
+    if args.steps <= 0 and (args.schedule != "wsd" or args.decay_steps):
+        raise SystemExit("train: --steps 0 (run until stopped) needs --schedule wsd without --decay-steps")
+    if args.grow_layers and not args.init_from:
+        raise SystemExit("train: --grow-layers needs --init-from")
     os.makedirs(args.out, exist_ok=True)
     ckpt_path = os.path.join(args.out, "ckpt.pt")
     log_path = os.path.join(args.out, "log.jsonl")
@@ -258,13 +352,23 @@ def main(argv=None):
             print("train: no FIM tokens in the vocabulary: FIM disabled", flush=True)
         fim_ids = (None, None, None)
 
-    ck = None
+    ck = init = None
     if args.resume and os.path.exists(ckpt_path):
         ck = load_ckpt(ckpt_path)
         cfg = Config.from_dict(ck["config"])
         args.steps = ck["steps"]
+    elif args.init_from:
+        init = load_ckpt(args.init_from)
+        d = dict(init["config"])
+        if args.n_ctx:
+            d["n_ctx"] = args.n_ctx
+        if args.grow_layers:
+            d["n_layer"] = args.grow_layers
+        cfg = Config.from_dict(d)
     else:
         cfg = Config.preset(args.preset, n_vocab, n_ctx=args.n_ctx)
+    if cfg.n_vocab < n_vocab:
+        raise SystemExit("train: the model has %d tokens, the data needs %d" % (cfg.n_vocab, n_vocab))
 
     torch.manual_seed(args.seed)
     random.seed(args.seed)
@@ -276,17 +380,41 @@ def main(argv=None):
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95), eps=1e-8, **opt_kw)
     packer = Packer(tf, cfg.n_ctx, args.seed, args.fim_rate, args.spm_rate, fim_ids)
-    step = 0
+    step, tokens_seen, decay_start = 0, 0, None
+    if args.schedule == "wsd" and args.decay_steps:
+        decay_start = max(0, args.steps - args.decay_steps)
     if ck is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optim"])
         packer.load_state(ck["data"])
         step = ck["step"]
+        tokens_seen = ck.get("tokens_seen", step * args.batch * args.accum * cfg.n_ctx)
+        decay_start = ck.get("decay_start", decay_start)
         torch.set_rng_state(ck["rng"]["torch"])
         random.setstate(ck["rng"]["python"])
         if cuda and ck["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state(ck["rng"]["cuda"])
-        print("train: resumed from %s at step %d" % (ckpt_path, step), flush=True)
+        print("train: resumed from %s at step %d (%.1fM tokens seen)" % (ckpt_path, step, tokens_seen / 1e6),
+              flush=True)
+    elif init is not None:
+        if args.grow_layers:
+            old_l = init["config"]["n_layer"]
+            model.load_state_dict(grow_state(init["model"], old_l, args.grow_layers))
+            print("train: grown from %s: %d -> %d layers (fresh optimizer state)"
+                  % (args.init_from, old_l, args.grow_layers), flush=True)
+        else:
+            model.load_state_dict(init["model"])
+            opt.load_state_dict(init["optim"])
+        step = init["step"]
+        tokens_seen = init.get("tokens_seen", 0)
+        if args.steps > 0:
+            args.steps += step
+            if decay_start is not None:
+                decay_start = max(step, args.steps - args.decay_steps)
+        print("train: from %s at step %d (%.1fM tokens seen)%s" % (
+            args.init_from, step, tokens_seen / 1e6,
+            "; decay over steps %d-%d" % (decay_start, args.steps) if decay_start is not None else ""),
+            flush=True)
     # keep the log consistent with the checkpoint: drop entries of steps not in it
     old = []
     if ck is not None and os.path.exists(log_path):
@@ -304,7 +432,9 @@ def main(argv=None):
         torch.backends.cudnn.allow_tf32 = True
 
     def amp():
-        return torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+        if cuda:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_cpu)
 
     vals = []
     for v in args.val:
@@ -315,15 +445,17 @@ def main(argv=None):
     fpt = model.flops_per_token()
     peak = peak_flops(dev)
     print("train: %s  %.2fM parameters (%.2fM without embeddings)  n_ctx %d  vocab %d  %d tokens/step  "
-          "device %s  threads %d  compile %s" % (args.preset, model.n_params() / 1e6,
-                                                 model.n_params(False) / 1e6, cfg.n_ctx, cfg.n_vocab,
-                                                 tok_per_step, dev, torch.get_num_threads(),
-                                                 fwd is not model), flush=True)
+          "device %s  threads %d  compile %s  %s  schedule %s  openblas %s" % (
+              args.preset, model.n_params() / 1e6, model.n_params(False) / 1e6, cfg.n_ctx, cfg.n_vocab,
+              tok_per_step, dev, torch.get_num_threads(), fwd is not model,
+              "bf16" if (cuda or bf16_cpu) else "fp32", args.schedule,
+              os.environ.get("OPENBLAS_CORETYPE", "-")), flush=True)
 
     def checkpoint():
         save_ckpt(ckpt_path, {"model": model.state_dict(), "optim": opt.state_dict(), "step": step,
                               "steps": args.steps, "config": cfg.to_dict(), "data": packer.state(),
-                              "preset": args.preset, "args": vars(args),
+                              "preset": args.preset, "args": vars(args), "tokens_seen": tokens_seen,
+                              "decay_start": decay_start,
                               "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
                                       "cuda": torch.cuda.get_rng_state() if cuda else None}})
 
@@ -334,6 +466,10 @@ def main(argv=None):
             res[name] = {"nats_per_token": nt, "bits_per_byte": bpb, "tokens": n}
             print("eval %-8s step %d  %.4f nats/token  %s bits/byte  (%d tokens)"
                   % (name, step, nt, "%.4f" % bpb if bpb is not None else "-", n), flush=True)
+        acc = copy_probe(fwd, cfg.n_vocab, args.probe_copy, dev, amp)
+        if acc is not None:
+            res["copy_probe"] = acc
+            print("eval copy     step %d  top-1 %.3f on the second copy" % (step, acc), flush=True)
         return res
 
     t0 = time.time()
@@ -342,8 +478,11 @@ def main(argv=None):
     model.train()
     logf = open(log_path, "a")
     calib = None
-    while step < args.steps:
-        lr = lr_at(step, args.steps, args.lr, args.warmup, args.min_lr_frac)
+    stop = Stop()
+    endless = args.steps <= 0
+    why = None
+    while endless or step < args.steps:
+        lr = lr_at(step, args.steps, args.lr, args.warmup, args.min_lr_frac, args.schedule, decay_start)
         for g in opt.param_groups:
             g["lr"] = lr
         tot = 0.0
@@ -359,10 +498,12 @@ def main(argv=None):
         opt.zero_grad(set_to_none=True)
         step += 1
         tokens_done += tok_per_step
+        tokens_seen += tok_per_step
         loss_v = tot / args.accum
-        logf.write(json.dumps({"step": step - 1, "loss": loss_v, "lr": lr, "gnorm": gnorm}) + "\n")
+        logf.write(json.dumps({"step": step - 1, "loss": loss_v, "lr": lr, "gnorm": gnorm,
+                               "tokens": tokens_seen, "time": round(time.time(), 1)}) + "\n")
         # time budget: measure steps 2..6 (the first may compile), then shorten the schedule
-        if args.time_budget and calib is None and ck is None and step == 2:
+        if args.time_budget and not endless and calib is None and ck is None and step == 2:
             calib = [time.time(), None]
         if args.time_budget and calib is not None and calib[1] is None and step == 7:
             per = (time.time() - calib[0]) / 5
@@ -377,24 +518,34 @@ def main(argv=None):
             tps = (tokens_done - tok_last) / max(now - t_last, 1e-9)
             t_last, tok_last = now, tokens_done
             mfu = " | mfu %.1f%%" % (100 * tps * fpt / peak) if peak else ""
-            eta = (args.steps - step) * tok_per_step / max(tps, 1e-9)
-            print("step %d/%d | loss %.4f | lr %.2e | %.0f tok/s%s | elapsed %s | eta %s"
-                  % (step, args.steps, loss_v, lr, tps, mfu, fmt_time(now - t0), fmt_time(eta)), flush=True)
-        if args.eval_every and step % args.eval_every == 0 and step < args.steps:
-            logf.write(json.dumps({"step": step - 1, "eval": run_eval()}) + "\n")
-        if step % args.ckpt_every == 0 or step == args.steps or step == args.stop_at:
+            eta = "-" if endless else fmt_time((args.steps - step) * tok_per_step / max(tps, 1e-9))
+            print("step %d/%s | loss %.4f | lr %.2e | %.0f tok/s%s | %.1fM tokens | elapsed %s | eta %s"
+                  % (step, "-" if endless else args.steps, loss_v, lr, tps, mfu, tokens_seen / 1e6,
+                     fmt_time(now - t0), eta), flush=True)
+        if args.eval_every and step % args.eval_every == 0 and (endless or step < args.steps):
+            logf.write(json.dumps({"step": step - 1, "tokens": tokens_seen, "eval": run_eval()}) + "\n")
+        if stop.asked:
+            why = "signal " + stop.asked
+        elif args.time_limit and time.time() - t0 >= args.time_limit:
+            why = "--time-limit %.0f s" % args.time_limit
+        elif step == args.stop_at:
+            why = "--stop-at"
+        if step % args.ckpt_every == 0 or step == args.steps or why:
             logf.flush()
             checkpoint()
-        if step == args.stop_at:
-            print("train: stopped at step %d (--stop-at)" % step, flush=True)
+        if why:
+            print("train: stopped at step %d (%s); checkpoint %s; --resume continues"
+                  % (step, why, ckpt_path), flush=True)
             logf.close()
+            stop.restore()
             return 0
-    res = run_eval() if vals else {}
-    logf.write(json.dumps({"step": step - 1, "eval": res, "final": True}) + "\n")
+    stop.restore()
+    res = run_eval() if vals or args.probe_copy else {}
+    logf.write(json.dumps({"step": step - 1, "tokens": tokens_seen, "eval": res, "final": True}) + "\n")
     logf.close()
     with open(os.path.join(args.out, "final.json"), "w") as f:
         json.dump({"preset": args.preset, "config": cfg.to_dict(), "steps": step,
-                   "params": model.n_params(), "tokens": step * tok_per_step, "eval": res,
+                   "params": model.n_params(), "tokens": tokens_seen, "eval": res,
                    "seconds_this_run": time.time() - t0}, f, indent=1)
         f.write("\n")
     print("train: done, %d steps" % step, flush=True)
