@@ -167,6 +167,17 @@ int mc_cascade_escalate(mc_cascade *c, const mc_cascade_doc *d, const mc_suggest
 int mc_cascade_llm_only(mc_cascade *c, const mc_cascade_doc *d, int rounds,
                         const volatile int *cancel, mc_suggestion *out, mc_err *err);
 
+/* The text of the prompt the cascade gives a model of `budget` tokens for d
+ * (round-1 retrieval when ix is not NULL and p->retrieval), without running a
+ * model: *block (malloc'd, caller frees; NULL when nothing was retrieved) then
+ * d->text[*above_start, d->cursor). Tokenized whole (with BOS where the
+ * vocabulary asks for it) it is the SLM's prompt before healing. For
+ * training-data generators (tools/mkexamples), which must see exactly the
+ * prompts the cascade builds. */
+int mc_cascade_prompt_text(const mc_cascade_params *p, const mc_tok *tok, const mc_retr_index *ix,
+                           const mc_cascade_doc *d, int budget, char **block, size_t *block_len,
+                           size_t *above_start, mc_err *err);
+
 /* ---- sessions: the user-action state machine (docs/cascade.md) ------------ */
 
 typedef struct mc_session mc_session;

@@ -28,7 +28,17 @@ typedef struct mc__prompt {
     char **files;    /* distinct files of the retrieved windows (for the escalation log) */
     int n_files;
     double ms_retr;
+    char *block;         /* the retrieved windows' text (or NULL) ... */
+    size_t block_len;
+    size_t above_start;  /* ... followed by d->text[above_start, cursor): the prompt's text */
 } mc__prompt;
+
+/* What prompt building needs of a cascade (all borrowed; ix may be NULL). */
+typedef struct mc__prompt_env {
+    const mc_cascade_params *p;
+    const mc_tok *tok;
+    const mc_retr_index *ix;
+} mc__prompt_env;
 
 void mc__prompt_fini(mc__prompt *pr);
 
@@ -36,6 +46,8 @@ void mc__prompt_fini(mc__prompt *pr);
  * `round` is 0 (or retrieval is off or there is no index); round 1 queries the
  * lines above the cursor; round 2 adds `draft_line` (the completed line) to
  * the query. */
+int mc__prompt_build_env(const mc__prompt_env *env, const mc_cascade_doc *d, int budget, int round,
+                         const char *draft_line, size_t draft_len, mc__prompt *out, mc_err *err);
 int mc__prompt_build(mc_cascade *c, const mc_cascade_doc *d, int budget, int round,
                      const char *draft_line, size_t draft_len, mc__prompt *out, mc_err *err);
 

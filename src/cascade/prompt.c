@@ -27,6 +27,7 @@ void mc__prompt_fini(mc__prompt *pr) {
     if (!pr)
         return;
     free(pr->ids);
+    free(pr->block);
     for (int i = 0; i < pr->n_files; i++)
         free(pr->files[i]);
     free(pr->files);
@@ -60,7 +61,7 @@ static int add_file(mc__prompt *pr, const char *f) {
 }
 
 /* The retrieved block for this request (malloc'd, maybe ""). */
-static int retrieve(mc_cascade *c, const mc_cascade_doc *d, size_t above_len, int cursor_line,
+static int retrieve(const mc__prompt_env *c, const mc_cascade_doc *d, size_t above_len, int cursor_line,
                     int budget, int round, const char *draft, size_t draft_len, char **block,
                     size_t *block_len, mc__prompt *pr, mc_err *err) {
     *block = NULL;
@@ -68,7 +69,7 @@ static int retrieve(mc_cascade *c, const mc_cascade_doc *d, size_t above_len, in
     double t0 = mc_time_s();
     char *q = NULL;
     size_t qlen = 0;
-    int rc = mc_retr_query_text(d->text, above_len, c->p.retr_query_lines,
+    int rc = mc_retr_query_text(d->text, above_len, c->p->retr_query_lines,
                                 round == 2 ? draft : NULL, round == 2 ? draft_len : 0, &q, &qlen);
     if (rc != 0)
         return mc_err_set(err, rc, -1, "retrieval query: %s", mc_code_message(rc));
@@ -80,8 +81,8 @@ static int retrieve(mc_cascade *c, const mc_cascade_doc *d, size_t above_len, in
         rq.len = qlen;
         rq.file = d->path;
         rq.cursor_line = cursor_line;
-        rq.k = MC_MIN(c->p.retr_k, (int)MC_ARRAY_LEN(hits));
-        rq.sim = c->p.sim;
+        rq.k = MC_MIN(c->p->retr_k, (int)MC_ARRAY_LEN(hits));
+        rq.sim = c->p->sim;
         n_hits = mc_retr_search(c->ix, &rq, hits, (int)MC_ARRAY_LEN(hits), err);
     }
     free(q);
@@ -90,7 +91,7 @@ static int retrieve(mc_cascade *c, const mc_cascade_doc *d, size_t above_len, in
     /* The index measures its budget with its own tokenizer (often the fast
      * splitter); the model's tokens decide: shrink the budget until the block
      * fits in the model's tokens too. */
-    const int64_t allowed = MC_MIN(c->p.retr_tokens, budget / 2);
+    const int64_t allowed = MC_MIN(c->p->retr_tokens, budget / 2);
     mc_retr_prompt_params pp = mc_retr_prompt_params_default();
     pp.budget_tokens = (int)allowed;
     pp.target_path = d->path;
@@ -124,8 +125,14 @@ static int retrieve(mc_cascade *c, const mc_cascade_doc *d, size_t above_len, in
     return 0;
 }
 
-int mc__prompt_build(mc_cascade *c, const mc_cascade_doc *d, int budget, int round,
+int mc__prompt_build(mc_cascade *cas, const mc_cascade_doc *d, int budget, int round,
                      const char *draft_line, size_t draft_len, mc__prompt *out, mc_err *err) {
+    const mc__prompt_env env = {&cas->p, cas->tok, cas->ix};
+    return mc__prompt_build_env(&env, d, budget, round, draft_line, draft_len, out, err);
+}
+
+int mc__prompt_build_env(const mc__prompt_env *c, const mc_cascade_doc *d, int budget, int round,
+                         const char *draft_line, size_t draft_len, mc__prompt *out, mc_err *err) {
     memset(out, 0, sizeof *out);
     if (budget < 8)
         return mc_err_set(err, MC_EINVAL, -1, "prompt budget of %d tokens is too small", budget);
@@ -144,7 +151,7 @@ int mc__prompt_build(mc_cascade *c, const mc_cascade_doc *d, int budget, int rou
     char *block = NULL;
     size_t block_len = 0;
     int rc = 0;
-    if (round > 0 && c->p.retrieval && c->ix) {
+    if (round > 0 && c->p->retrieval && c->ix) {
         size_t above_len = line_start > 0 ? line_start - 1 : 0;
         rc = retrieve(c, d, above_len, cursor_line, budget, round, draft_line, draft_len, &block,
                       &block_len, out, err);
@@ -257,7 +264,7 @@ int mc__prompt_build(mc_cascade *c, const mc_cascade_doc *d, int budget, int rou
         }
         mc_tok_heal_result hr;
         memset(&hr, 0, sizeof hr);
-        if (c->p.heal) {
+        if (c->p->heal) {
             rc = mc_tok_heal(c->tok, full, n, MC_TOK_ADD_BOS, 64, ids, cap, &hr);
         } else {
             int64_t nid = 0;
@@ -273,6 +280,7 @@ int mc__prompt_build(mc_cascade *c, const mc_cascade_doc *d, int budget, int rou
             }
             out->ids = ids;
             out->n = (int)hr.n_ids;
+            out->above_start = start;
             out->heal_len = hr.removed_len;
             memcpy(out->heal, full + hr.keep_len, hr.removed_len);
             free(full);
@@ -292,7 +300,8 @@ int mc__prompt_build(mc_cascade *c, const mc_cascade_doc *d, int budget, int rou
         if (start > plen)
             start = plen;
     }
-    free(block);
+    out->block = block;
+    out->block_len = block_len;
     if (out->n <= 0) {
         mc__prompt_fini(out);
         return mc_err_set(err, MC_EINVAL, -1, "empty prompt (a vocabulary without BOS or EOS)");
@@ -302,4 +311,23 @@ fail:
     free(block);
     mc__prompt_fini(out);
     return rc;
+}
+
+int mc_cascade_prompt_text(const mc_cascade_params *p, const mc_tok *tok, const mc_retr_index *ix,
+                           const mc_cascade_doc *d, int budget, char **block, size_t *block_len,
+                           size_t *above_start, mc_err *err) {
+    *block = NULL;
+    *block_len = 0;
+    *above_start = d->cursor;
+    const mc__prompt_env env = {p, tok, ix};
+    mc__prompt pr;
+    int rc = mc__prompt_build_env(&env, d, budget, 1, NULL, 0, &pr, err);
+    if (rc != 0)
+        return rc;
+    *block = pr.block;
+    *block_len = pr.block_len;
+    *above_start = pr.above_start;
+    pr.block = NULL;
+    mc__prompt_fini(&pr);
+    return 0;
 }
