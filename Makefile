@@ -92,8 +92,13 @@ $(ORACLE): tools/oracle/oracle.c
 # cmplogits: mccom's logits on a GGUF against a reference file (the factory's check step).
 MKMODEL := build/tools/mkmodel
 CMPLOGITS := build/tools/cmplogits
-tools: $(MKMODEL) $(CMPLOGITS)
+# mkexamples: retrieval-formatted training examples for the factory (docs/training.md).
+MKEXAMPLES := build/tools/mkexamples
+tools: $(MKMODEL) $(CMPLOGITS) $(MKEXAMPLES)
 $(MKMODEL): tools/mkmodel/mkmodel.c build/release/libmccom.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -O2 -o $@ $< build/release/libmccom.a $(LDLIBS_ALL)
+$(MKEXAMPLES): tools/mkexamples/mkexamples.c build/release/libmccom.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -O2 -o $@ $< build/release/libmccom.a $(LDLIBS_ALL)
 $(CMPLOGITS): tools/cmplogits/cmplogits.c build/release/libmccom.a
