@@ -41,6 +41,7 @@ Usage:
   corpus.py check --out OUT [--exclude exclude.sha256]      (no benchmark file in OUT)
   corpus.py benchlist --root BENCH_REPOS --out LIST         (validation sample of the benchmark)
   corpus.py pin   --packages packages.txt                   (print current candidate versions)
+  corpus.py select [--max-installed-kb N] > packages.txt    (every eligible python3-* package)
 """
 import argparse
 import hashlib
@@ -50,6 +51,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 
@@ -216,6 +218,47 @@ def cmd_fetch(args):
     print("corpus: %d packages unpacked under %s" % (len(pkgs), tree))
 
 
+# Names left out of `select` (and never to be pinned by hand): the benchmark packages, their
+# plug-ins and close relatives (any name containing sphinx, sqlalchemy, dask, ...: themes,
+# extensions, integrations), debug and documentation packages.
+SELECT_EXCLUDE_RE = re.compile(
+    r"^python3-mne|dask|distributed|nltk|optuna|biopython|sqlalchemy|sphinx|breezy|bzr"
+    r"|-(dbg|dbgsym|doc)$")
+
+
+def cmd_select(args):
+    """Print a packages.txt of every Debian python3-* package the apt lists know, but the
+    excluded names (SELECT_EXCLUDE_RE), architectures other than all/amd64 and packages
+    installing more than --max-installed-kb (data bundles): name, candidate version, arch,
+    sorted by name. Deterministic for given apt lists."""
+    names = subprocess.run(["apt-cache", "pkgnames", "python3-"], capture_output=True,
+                           text=True, check=True).stdout.split()
+    names = sorted(n for n in set(names) if not SELECT_EXCLUDE_RE.search(n))
+    rows = {}
+    for i in range(0, len(names), 200):
+        out = subprocess.run(["apt-cache", "show", "--no-all-versions"] + names[i:i + 200],
+                             capture_output=True, text=True).stdout
+        for para in out.split("\n\n"):
+            f = dict(re.findall(r"^([A-Za-z-]+):\s*(.*)$", para, re.M))
+            if "Package" in f and f["Package"] not in rows:
+                rows[f["Package"]] = f
+    kept = 0
+    print("# tools/train/packages.txt — written by `corpus.py select` (%s): every python3-*"
+          % args.note)
+    print("# package of the apt lists but the benchmark packages and relatives, -dbg/-doc, arch")
+    print("# other than all/amd64, and installs over %d kB. Columns: package, version, arch."
+          % args.max_installed_kb)
+    for n in sorted(rows):
+        f = rows[n]
+        if f.get("Architecture") not in ("all", "amd64"):
+            continue
+        if int(f.get("Installed-Size", "0") or 0) > args.max_installed_kb:
+            continue
+        print("%s\t%s\t%s" % (n, f["Version"], f["Architecture"]))
+        kept += 1
+    print("corpus: selected %d packages" % kept, file=sys.stderr)
+
+
 def cmd_pin(args):
     for p, v, a in read_packages(args.packages):
         out = subprocess.run(["apt-cache", "policy", p], capture_output=True, text=True).stdout
@@ -307,7 +350,13 @@ def cmd_build(args):
     nd = NearDup(args.near_dup)
     kept, dropped = [], []
     n_src_files = n_src_bytes = 0
-    for label, root in sources(args):
+    srcs = sources(args)
+    t0 = t_last = time.time()
+    for si, (label, root) in enumerate(srcs):
+        if time.time() - t_last >= 10 or si + 1 == len(srcs):
+            t_last = time.time()
+            print("corpus: source %d/%d, %d files read, %d kept, %.0f s"
+                  % (si + 1, len(srcs), n_src_files, len(kept), t_last - t0), flush=True)
         files = []
         for rel in list_py(root):
             with open(os.path.join(root, rel), "rb") as f:
@@ -453,6 +502,10 @@ def main(argv=None):
     p.add_argument("--packages", default=os.path.join(HERE, "packages.txt"))
     p.add_argument("--cache", required=True)
     p.set_defaults(fn=cmd_fetch)
+    p = sub.add_parser("select")
+    p.add_argument("--max-installed-kb", type=int, default=20000)
+    p.add_argument("--note", default="bookworm")
+    p.set_defaults(fn=cmd_select)
     p = sub.add_parser("pin")
     p.add_argument("--packages", default=os.path.join(HERE, "packages.txt"))
     p.set_defaults(fn=cmd_pin)

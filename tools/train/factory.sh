@@ -6,6 +6,15 @@
 #     vocab      train the shared vocabulary (mccom tokenizer train, FIM tokens included)
 #     tokenize   corpus train/val and the benchmark repositories -> token files
 #     train      train PRESET (train.py; resumes from its checkpoint)
+#     pretrain   the open-ended main run of PRESET (warmup-stable-decay, constant learning rate
+#                after warmup) in runs/PRESET-main: runs until stopped (PRETRAIN_ARGS
+#                --time-limit S, SIGTERM, Ctrl-C) with a checkpoint; run it again to continue
+#     decay      a release branch of the main run: runs/PRESET starts from
+#                runs/PRESET-main/ckpt.pt and decays the learning rate to 0 over DECAY_STEPS
+#                steps on DECAY_TRAIN (default tok/examples.tok, else tok/train.tok) at
+#                context DECAY_CTX; then export/convert/quantize/check as for `train`
+#     release    forget PRESET's previous release (runs/PRESET, its stamps), then decay,
+#                export, convert, quantize, check
 #     export     PRESET's checkpoint -> Hugging Face directory
 #     convert    Hugging Face directory -> F32 GGUF (mccom convert hf --vocab vocab.gguf)
 #     quantize   F32 GGUF -> Q8_0 and Q4_0 (mccom quantize)
@@ -24,11 +33,16 @@
 #   PY=/usr/bin/python3        Python with torch and numpy
 #   SHARED=../shared           holds bench/exclude.sha256, bench/repos.tsv, bench/fetch-repos.sh
 #   VOCAB_SIZE=16384
+#   VOCAB_FROM=models/mccom-vocab.gguf   the vocab step keeps this shipped vocabulary (so every
+#                              model stays verifiable against every other) and writes its
+#                              tokenizer.json; VOCAB_FROM= trains a new one
 #   CORPUS_ARGS=               extra corpus.py build args, e.g. "--extra-dir /usr/lib/python3.11"
 #   PACKAGES=tools/train/packages.txt ('' for none: extra dirs only)
 #   BYTE_VOCAB=0               1: a toy byte-level vocabulary and tokenizer in Python (tests,
 #                              or before the C tokenizer exists)
 #   TRAIN_ARGS=                extra train.py args (--steps, --batch, --accum, --time-budget, ...)
+#   PRETRAIN_ARGS=             extra train.py args of `pretrain` (--lr, --batch, --time-limit, ...)
+#   DECAY_STEPS=1000 DECAY_CTX=1024 DECAY_TRAIN= DECAY_ARGS=   the `decay` step
 #   QUANTS="q8_0 q4_0"
 #   NO_BENCH=0                 1: no benchmark-repository validation set
 set -euo pipefail
@@ -40,6 +54,12 @@ PY=${PY:-/usr/bin/python3}
 SHARED=${SHARED:-../shared}
 [ -d "$SHARED/bench" ] || SHARED=/work/shared
 VOCAB_SIZE=${VOCAB_SIZE:-16384}
+VOCAB_FROM=${VOCAB_FROM-models/mccom-vocab.gguf}
+PRETRAIN_ARGS=${PRETRAIN_ARGS:-}
+DECAY_STEPS=${DECAY_STEPS:-1000}
+DECAY_CTX=${DECAY_CTX:-1024}
+DECAY_TRAIN=${DECAY_TRAIN:-}
+DECAY_ARGS=${DECAY_ARGS:-}
 CORPUS_ARGS=${CORPUS_ARGS:-}
 PACKAGES=${PACKAGES-tools/train/packages.txt}
 BYTE_VOCAB=${BYTE_VOCAB:-0}
@@ -80,6 +100,11 @@ do_vocab() {
     mkdir -p "$MODELS/vocab"
     if [ "$BYTE_VOCAB" = 1 ]; then
         "$PY" $T/tokfile.py byte-vocab "$MODELS/vocab"
+    elif [ -n "$VOCAB_FROM" ]; then
+        # The shipped vocabulary: every model shares it, so drafts stay verifiable.
+        [ -f "$VOCAB_FROM" ] || { say "vocab: $VOCAB_FROM is missing (VOCAB_FROM= trains a new one)"; exit 1; }
+        cp "$VOCAB_FROM" "$MODELS/vocab/vocab.gguf.tmp" && mv "$MODELS/vocab/vocab.gguf.tmp" "$MODELS/vocab/vocab.gguf"
+        "$PY" $T/tokfile.py gguf-vocab "$MODELS/vocab/vocab.gguf" "$MODELS/vocab/tokenizer.json"
     else
         need_mccom
         # The vocabulary is trained on the train split only; writes a vocabulary-only GGUF
@@ -138,6 +163,47 @@ do_train() {
     mark "train-$preset"
 }
 
+val_args() {
+    VALS=(--val "val=$MODELS/tok/val.tok")
+    [ -f "$MODELS/tok/bench.tok" ] && VALS+=(--val "bench=$MODELS/tok/bench.tok")
+    return 0
+}
+
+# The open-ended main run: not stamped (it never "finishes"); exit 0 when it stopped cleanly.
+do_pretrain() {
+    val_args
+    # shellcheck disable=SC2086
+    "$PY" $T/train.py --preset "$preset" --train "$MODELS/tok/train.tok" "${VALS[@]}" \
+        --vocab "$MODELS/vocab/tokenizer.json" --out "$MODELS/runs/$preset-main" --resume \
+        --schedule wsd --steps 0 $PRETRAIN_ARGS 2>&1 | tee -a "$MODELS/runs-$preset-main.log"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || exit 1
+}
+
+do_decay() {
+    done_ "train-$preset" && { say "decay $preset: done"; return; }
+    local main="$MODELS/runs/$preset-main/ckpt.pt" data=$DECAY_TRAIN
+    [ -f "$main" ] || { say "decay: $main is missing (run pretrain first)"; exit 1; }
+    if [ -z "$data" ]; then
+        data="$MODELS/tok/train.tok"
+        [ -f "$MODELS/tok/examples.tok" ] && data="$MODELS/tok/examples.tok"
+    fi
+    val_args
+    # shellcheck disable=SC2086
+    "$PY" $T/train.py --preset "$preset" --init-from "$main" --train "$data" "${VALS[@]}" \
+        --vocab "$MODELS/vocab/tokenizer.json" --out "$MODELS/runs/$preset" --resume \
+        --schedule wsd --steps "$DECAY_STEPS" --decay-steps "$DECAY_STEPS" --n-ctx "$DECAY_CTX" \
+        --fim-rate 0 $DECAY_ARGS 2>&1 | tee -a "$MODELS/runs-$preset.log"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || exit 1
+    [ -f "$MODELS/runs/$preset/final.json" ] || { say "decay $preset: stopped before the end (run it again)"; exit 1; }
+    mark "train-$preset"
+}
+
+do_release() {
+    rm -rf "$MODELS/runs/$preset"
+    for s in train export convert quantize; do rm -f "$(stamp "$s-$preset")"; done
+    do_decay; do_export; do_convert; do_quantize; do_check
+}
+
 do_export() {
     done_ "export-$preset" && { say "export $preset: done"; return; }
     "$PY" $T/export.py --ckpt "$MODELS/runs/$preset/ckpt.pt" --vocab "$MODELS/vocab/tokenizer.json" \
@@ -191,11 +257,14 @@ case "$step" in
     vocab) do_vocab ;;
     tokenize) do_tokenize ;;
     train) do_train ;;
+    pretrain) do_pretrain ;;
+    decay) do_decay ;;
+    release) do_release ;;
     export) do_export ;;
     convert) do_convert ;;
     quantize) do_quantize ;;
     check) do_check ;;
     all) do_corpus; do_vocab; do_tokenize; do_train; do_export; do_convert; do_quantize; do_check ;;
     status) ls -1 "$MODELS/stamps" 2>/dev/null | sed 's/\.done$//' ;;
-    *) sed -n '2,34p' "$0"; exit 2 ;;
+    *) sed -n '2,/^set -euo/{/^set -euo/!p}' "$0"; exit 2 ;;
 esac

@@ -210,8 +210,9 @@ class Llama(nn.Module):
             return self.rope_cos[:T], self.rope_sin[:T]
         return rope_cache(self.config.head_dim, T, self.config.rope_theta, device)
 
-    def forward(self, idx, targets=None, reduction="mean"):
-        """idx (B, T) -> logits (B, T, V) if targets is None, else (loss, None)."""
+    def forward(self, idx, targets=None, reduction="mean", weights=None):
+        """idx (B, T) -> logits (B, T, V) if targets is None, else (loss, None); with
+        weights (B, T), the loss is the weighted mean sum(w * ce) / sum(w)."""
         cos, sin = self.rope(idx.shape[1], idx.device)
         x = self.model.embed_tokens(idx)
         for layer in self.model.layers:
@@ -219,6 +220,11 @@ class Llama(nn.Module):
         logits = self.lm_head(self.model.norm(x))
         if targets is None:
             return logits
+        if weights is not None:
+            ce = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), targets.reshape(-1),
+                                 reduction="none")
+            w = weights.reshape(-1).float()
+            return (ce * w).sum() / w.sum().clamp(min=1.0), None
         loss = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), targets.reshape(-1),
                                reduction=reduction)
         return loss, None

@@ -234,6 +234,128 @@ class Resume(Base):
         self.assertGreaterEqual(min(lrs), 0.1 - 1e-9)
 
 
+class Wsd(Base):
+    """Models v2's schedule and run handling: warmup-stable-decay, open-ended runs that stop
+    on a signal or a time limit with a checkpoint, release branches (--init-from), depth
+    growth, retrieval-formatted examples with loss weights."""
+
+    def common(self, tok, vocab):
+        return ["--preset", "tiny-test", "--train", tok, "--vocab", vocab, "--batch", "2",
+                "--warmup", "2", "--log-every", "100", "--ckpt-every", "100", "--seed", "5",
+                "--threads", "1", "--schedule", "wsd", "--probe-copy", "0", "--lr", "3e-3"]
+
+    def test_wsd_schedule(self):
+        lrs = [train.lr_at(s, 100, 1.0, 10, 0.0, "wsd", 80) for s in range(100)]
+        self.assertAlmostEqual(lrs[0], 0.1)
+        self.assertTrue(all(x == 1.0 for x in lrs[9:80]))
+        self.assertTrue(all(x > y for x, y in zip(lrs[79:], lrs[80:])))
+        self.assertAlmostEqual(lrs[99], 0.0)
+        # no decay start: constant for ever
+        self.assertEqual(train.lr_at(10 ** 7, 0, 1.0, 10, 0.0, "wsd", None), 1.0)
+
+    def test_endless_run_stops_resumes_and_branches(self):
+        tok, vocab = self.byte_data()
+        main = os.path.join(self.tmp, "main")
+        quiet(train.main, self.common(tok, vocab) + ["--out", main, "--steps", "0", "--stop-at", "4"])
+        ck = train.load_ckpt(os.path.join(main, "ckpt.pt"))
+        self.assertEqual(ck["step"], 4)
+        self.assertEqual(ck["tokens_seen"], 4 * 2 * 64)
+        self.assertFalse(os.path.exists(os.path.join(main, "final.json")))
+        # resumed, it goes on where it stopped, at the constant learning rate
+        quiet(train.main, self.common(tok, vocab) + ["--out", main, "--steps", "0", "--resume",
+                                                      "--stop-at", "7"])
+        ls = read_losses(main)
+        self.assertEqual([s for s, _ in ls], list(range(7)))
+        with open(os.path.join(main, "log.jsonl")) as f:
+            lrs = [json.loads(l)["lr"] for l in f if "lr" in l]
+        self.assertEqual(lrs[2:], [3e-3] * 5)
+        # a release branch decays to 0 over 5 more steps, at another context, main untouched
+        rel = os.path.join(self.tmp, "rel")
+        quiet(train.main, self.common(tok, vocab) + [
+            "--out", rel, "--init-from", os.path.join(main, "ckpt.pt"), "--steps", "5",
+            "--decay-steps", "5", "--n-ctx", "32"])
+        with open(os.path.join(rel, "log.jsonl")) as f:
+            rows = [json.loads(l) for l in f if '"lr"' in l]
+        self.assertEqual([r["step"] for r in rows], [7, 8, 9, 10, 11])
+        self.assertTrue(all(a["lr"] > b["lr"] for a, b in zip(rows, rows[1:])))
+        self.assertEqual(rows[-1]["lr"], 0.0)
+        with open(os.path.join(rel, "final.json")) as f:
+            fin = json.load(f)
+        self.assertEqual(fin["config"]["n_ctx"], 32)
+        self.assertEqual(fin["tokens"], 7 * 128 + 5 * 64)
+        self.assertEqual(train.load_ckpt(os.path.join(main, "ckpt.pt"))["step"], 7)
+
+    def test_time_limit_checkpoints(self):
+        tok, vocab = self.byte_data()
+        out = os.path.join(self.tmp, "t")
+        quiet(train.main, self.common(tok, vocab) + ["--out", out, "--steps", "0", "--time-limit", "0.001"])
+        self.assertEqual(train.load_ckpt(os.path.join(out, "ckpt.pt"))["step"], 1)
+
+    def test_grow_layers_stacks_depth(self):
+        tok, vocab = self.byte_data()
+        a = os.path.join(self.tmp, "a")
+        quiet(train.main, self.common(tok, vocab) + ["--out", a, "--steps", "0", "--stop-at", "2"])
+        b = os.path.join(self.tmp, "b")
+        quiet(train.main, self.common(tok, vocab) + ["--out", b, "--init-from", os.path.join(a, "ckpt.pt"),
+                                                      "--grow-layers", "4", "--steps", "1"])
+        wa = train.load_ckpt(os.path.join(a, "ckpt.pt"))
+        wb = train.load_ckpt(os.path.join(b, "ckpt.pt"))
+        self.assertEqual(wb["config"]["n_layer"], 4)
+        g = train.grow_state(wa["model"], 2, 4)
+        for i in range(4):
+            k = "model.layers.%d.mlp.up_proj.weight" % i
+            self.assertTrue(torch.equal(g[k], wa["model"]["model.layers.%d.mlp.up_proj.weight" % (i % 2)]))
+            self.assertIn(k, wb["model"])
+
+    def test_weighted_examples(self):
+        p = os.path.join(self.tmp, "ex.tok")
+        docs = [np.arange(10, 10 + n) for n in (5, 40, 12)]
+        tokfile.write_token_file(p, docs, sep=0, n_vocab=256)
+        w = np.concatenate([np.concatenate([np.full(len(d), k + 1), [0]]) for k, d in enumerate(docs)])
+        tokfile.write_weight_file(p + ".w", w)
+        tf = tokfile.TokenFile(p)
+        pk = train.Packer(tf, n_ctx=16, seed=1, fim_rate=1.0, fim_ids=(1, 2, 3))
+        seen = set()
+        for _ in range(3):
+            x, y, wt = pk.next_batch(1)
+            self.assertEqual(tuple(x.shape), (1, 16))
+            self.assertTrue((x[0, 1:] == y[0, :-1]).all())
+            self.assertEqual(int(x[0, 0]), 10)  # one example per sequence, never FIM-transformed
+            seq = torch.cat([x[0], y[0, -1:]])
+            zeros = (seq == 0).nonzero()
+            n = int(zeros[0]) if zeros.numel() else 17  # the example's tokens in the sequence
+            k = {5: 0, 17: 1, 12: 2}[n]
+            seen.add(k)
+            self.assertTrue((wt[0, :n - 1] == k + 1).all())  # the example's own targets
+            self.assertTrue((wt[0, n - 1:] == 0).all())  # padding and separators weigh 0
+        self.assertEqual(seen, {0, 1, 2})
+        # the weighted loss is the weighted mean of the per-token losses
+        torch.manual_seed(0)
+        m = Llama(Config.preset("tiny-test", 256))
+        x, y, wt = train.Packer(tf, n_ctx=16, seed=1).next_batch(2)
+        loss, _ = m(x, y, weights=wt)
+        ce = torch.nn.functional.cross_entropy(m(x).view(-1, 256), y.reshape(-1), reduction="none")
+        self.assertAlmostEqual(loss.item(), ((ce * wt.reshape(-1)).sum() / wt.sum()).item(), places=5)
+
+    def test_gguf_vocab_equals_the_trainers_json(self):
+        import subprocess
+        mccom = os.environ.get("MC_BIN") or os.path.join(HERE, "..", "..", "build", "release", "mccom")
+        if not os.path.exists(mccom):
+            self.skipTest("no mccom binary (make)")
+        src = os.path.join(self.tmp, "src")
+        os.makedirs(src)
+        for k in range(6):
+            with open(os.path.join(src, "m%d.py" % k), "w") as f:
+                f.write(synthetic_source(random.Random(k), 80))
+        r = subprocess.run([mccom, "tokenizer", "train", "--vocab", "400", "--out",
+                            os.path.join(self.tmp, "v.gguf"), "--hf", os.path.join(self.tmp, "t.json"), src],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(self.tmp, "t.json"), encoding="utf-8") as f:
+            want = json.load(f)
+        self.assertEqual(tokfile.gguf_vocab_json(os.path.join(self.tmp, "v.gguf")), want)
+
+
 class Model(unittest.TestCase):
     def test_presets_build_and_pair_ratio(self):
         for name, p in PRESETS.items():

@@ -60,12 +60,38 @@ class TokenFile:
         self.path, self.sep, self.n_vocab, self.n = path, sep, n_vocab, n
         dt = np.dtype("<u2") if bpt == 2 else np.dtype("<u4")
         self.tokens = np.memmap(path, dtype=dt, mode="r", offset=HEADER, shape=(n,)) if n else np.zeros(0, dt)
+        self.weights = read_weights(path + ".w", n) if os.path.exists(path + ".w") else None
 
     def doc_bounds(self):
         """(starts, ends) of the documents, separators excluded."""
         ends = np.flatnonzero(np.asarray(self.tokens) == self.sep)
         starts = np.concatenate([[0], ends[:-1] + 1]) if len(ends) else np.zeros(0, np.int64)
         return starts.astype(np.int64), ends.astype(np.int64)
+
+
+WMAGIC = b"MCWEIGHT"
+
+
+def read_weights(path, n):
+    """A weight file (tools/mkexamples: "MCWEIGHT", u32 version 1, u32 0, u64 n, n u8): the
+    loss weight of every token of the token file beside it."""
+    with open(path, "rb") as f:
+        hdr = f.read(24)
+    if len(hdr) < 24 or hdr[:8] != WMAGIC:
+        raise ValueError("%s: not a weight file (magic)" % path)
+    version, _, m = struct.unpack("<IIQ", hdr[8:24])
+    if version != 1 or m != n or os.path.getsize(path) != 24 + n:
+        raise ValueError("%s: version %d, %d weights for %d tokens" % (path, version, m, n))
+    return np.memmap(path, dtype=np.uint8, mode="r", offset=24, shape=(n,)) if n else np.zeros(0, np.uint8)
+
+
+def write_weight_file(path, weights):
+    arr = np.asarray(weights, dtype=np.uint8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(WMAGIC + struct.pack("<IIQ", 1, 0, len(arr)))
+        f.write(arr.tobytes())
+    os.replace(tmp, path)
 
 
 def write_token_file(path, docs, sep, n_vocab):
