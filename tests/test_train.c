@@ -58,6 +58,7 @@ static void run_py_classes(const char *classes) {
 
 MC_TEST(train_py_token_files_fim_packing) { run_py_classes("TokenFiles Fim Packing"); }
 MC_TEST(train_py_resume_is_exact) { run_py_classes("Resume Model"); }
+MC_TEST(train_py_wsd_branches_examples) { run_py_classes("Wsd"); }
 MC_TEST(train_py_export_hf) { run_py_classes("Export"); }
 MC_TEST(train_py_factory_steps) { run_py_classes("Factory"); }
 MC_TEST(train_py_corpus_filters) { run_py_classes("Corpus"); }
