@@ -43,6 +43,7 @@ typedef struct opts {
     int ctx, after, per_lines, max_per_file, anchor_w, max_line_tokens;
     uint64_t seed;
     int64_t max_examples;
+    double repo_fraction;
 } opts;
 
 /* A growable byte/token output (both files are held in memory, then written). */
@@ -386,11 +387,12 @@ static void usage(FILE *f) {
             "  --max-per-file N    at most N anchors per file (8)\n"
             "  --anchor-weight W   loss weight of the anchor line's tokens (4)\n"
             "  --max-examples N    stop after N examples (0: no limit)\n"
+            "  --repo-fraction F   keep a seeded sample of F of the repositories (1)\n"
             "  --seed S            anchor sampling seed (1)\n");
 }
 
 int main(int argc, char **argv) {
-    opts op = {NULL, NULL, 1024, 2, 40, 8, 4, 48, 1, 0};
+    opts op = {NULL, NULL, 1024, 2, 40, 8, 4, 48, 1, 0, 1.0};
     strlist repos = {0};
     const char *each = NULL;
     for (int i = 1; i < argc; i++) {
@@ -422,6 +424,8 @@ int main(int argc, char **argv) {
             op.anchor_w = atoi(argv[++i]);
         else if (!strcmp(a, "--max-examples"))
             op.max_examples = atoll(argv[++i]);
+        else if (!strcmp(a, "--repo-fraction"))
+            op.repo_fraction = atof(argv[++i]);
         else if (!strcmp(a, "--seed"))
             op.seed = strtoull(argv[++i], NULL, 10);
         else if (a[0] == '-') {
@@ -482,6 +486,10 @@ int main(int argc, char **argv) {
     for (int r = 0; r < repos.n && rc == 0; r++) {
         if (op.max_examples && o.n_examples >= op.max_examples)
             break;
+        const char *base = strrchr(repos.v[r], '/') ? strrchr(repos.v[r], '/') + 1 : repos.v[r];
+        uint64_t hs = mix(0xcbf29ce484222325ull ^ (op.seed * 0x9e3779b97f4a7c15ull), base);
+        if (op.repo_fraction < 1.0 && (double)(rnd(&hs) >> 11) * 0x1.0p-53 >= op.repo_fraction)
+            continue;
         rc = do_package(&op, tok, repos.v[r], &o, &n_files, &err);
         if (rc != 0)
             fprintf(stderr, "mkexamples: %s: %s\n", repos.v[r], err.msg[0] ? err.msg : mc_code_message(rc));

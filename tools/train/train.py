@@ -197,15 +197,16 @@ def evaluate(model, tf, n_ctx, max_tokens, batch, device, byte_len, amp):
 
 
 # ---------------------------------------------------------------- schedule
-def lr_at(step, total, lr, warmup, min_frac, schedule="cosine", decay_start=None):
+def lr_at(step, total, lr, warmup, min_frac, schedule="cosine", decay_start=None, warm_from=0):
     """Learning rate of optimizer step `step` (0-based).
     cosine: linear warmup, then cosine from lr to min_frac*lr at step total.
     wsd (warmup-stable-decay): linear warmup, then lr until decay_start (None: for ever),
     then the "1 - sqrt" cooldown (Hagele et al. 2024) to min_frac*lr at the last step,
     total - 1. No total is needed until a decay begins, so a run can go on, stop and resume
-    at any time, and any checkpoint can be decayed into a release on a branch."""
-    if step < warmup:
-        return lr * (step + 1) / warmup
+    at any time, and any checkpoint can be decayed into a release on a branch.
+    The warmup counts from step warm_from (a grown model's fresh optimizer warms up again)."""
+    if step - warm_from < warmup:
+        return lr * (step - warm_from + 1) / warmup
     if schedule == "wsd":
         if decay_start is None or step < decay_start:
             return lr
@@ -248,6 +249,8 @@ def parse_args(argv=None):
     ap.add_argument("--schedule", default="cosine", choices=["cosine", "wsd"])
     ap.add_argument("--decay-steps", type=int, default=0,
                     help="wsd: the last N steps of --steps decay (1 - sqrt) to --min-lr-frac")
+    ap.add_argument("--decay-frac", type=float, default=0.0,
+                    help="wsd: the last fraction F of this run's steps decay (follows --time-budget)")
     ap.add_argument("--init-from", help="start from another run's checkpoint (weights, optimizer "
                                         "state, step, tokens seen) with this run's data")
     ap.add_argument("--grow-layers", type=int, default=0,
@@ -364,8 +367,8 @@ def main(argv=None):
     bf16_cpu = not cuda and (args.bf16 == "on" or (args.bf16 == "auto" and cpuenv.has_bf16()))
     if args.min_lr_frac is None:
         args.min_lr_frac = 0.0 if args.schedule == "wsd" else 0.1
-    if args.steps <= 0 and (args.schedule != "wsd" or args.decay_steps):
-        raise SystemExit("train: --steps 0 (run until stopped) needs --schedule wsd without --decay-steps")
+    if args.steps <= 0 and (args.schedule != "wsd" or args.decay_steps or args.decay_frac):
+        raise SystemExit("train: --steps 0 (run until stopped) needs --schedule wsd without a decay")
     if args.grow_layers and not args.init_from:
         raise SystemExit("train: --grow-layers needs --init-from")
     os.makedirs(args.out, exist_ok=True)
@@ -409,9 +412,19 @@ def main(argv=None):
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95), eps=1e-8, **opt_kw)
     packer = Packer(tf, cfg.n_ctx, args.seed, args.fim_rate, args.spm_rate, fim_ids)
-    step, tokens_seen, decay_start = 0, 0, None
-    if args.schedule == "wsd" and args.decay_steps:
-        decay_start = max(0, args.steps - args.decay_steps)
+    step, tokens_seen, decay_start, warm_from = 0, 0, None, 0
+
+    def decay_start_of(first, total):
+        """Where the wsd cooldown of a run over steps [first, total) begins (None: never)."""
+        if args.schedule != "wsd" or total <= 0:
+            return None
+        if args.decay_steps:
+            return max(first, total - args.decay_steps)
+        if args.decay_frac > 0:
+            return max(first, total - int(round(args.decay_frac * (total - first))))
+        return None
+
+    decay_start = decay_start_of(0, args.steps)
     if ck is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optim"])
@@ -419,6 +432,7 @@ def main(argv=None):
         step = ck["step"]
         tokens_seen = ck.get("tokens_seen", step * args.batch * args.accum * cfg.n_ctx)
         decay_start = ck.get("decay_start", decay_start)
+        warm_from = ck.get("warm_from", 0)
         torch.set_rng_state(ck["rng"]["torch"])
         random.setstate(ck["rng"]["python"])
         if cuda and ck["rng"].get("cuda") is not None:
@@ -436,10 +450,11 @@ def main(argv=None):
             opt.load_state_dict(init["optim"])
         step = init["step"]
         tokens_seen = init.get("tokens_seen", 0)
+        if args.grow_layers:
+            warm_from = step
         if args.steps > 0:
             args.steps += step
-            if decay_start is not None:
-                decay_start = max(step, args.steps - args.decay_steps)
+            decay_start = decay_start_of(step, args.steps)
         print("train: from %s at step %d (%.1fM tokens seen)%s" % (
             args.init_from, step, tokens_seen / 1e6,
             "; decay over steps %d-%d" % (decay_start, args.steps) if decay_start is not None else ""),
@@ -484,7 +499,7 @@ def main(argv=None):
         save_ckpt(ckpt_path, {"model": model.state_dict(), "optim": opt.state_dict(), "step": step,
                               "steps": args.steps, "config": cfg.to_dict(), "data": packer.state(),
                               "preset": args.preset, "args": vars(args), "tokens_seen": tokens_seen,
-                              "decay_start": decay_start,
+                              "decay_start": decay_start, "warm_from": warm_from,
                               "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
                                       "cuda": torch.cuda.get_rng_state() if cuda else None}})
 
@@ -502,6 +517,7 @@ def main(argv=None):
         return res
 
     t0 = time.time()
+    step0 = step
     t_last, tok_last = t0, 0
     tokens_done = 0
     model.train()
@@ -511,7 +527,8 @@ def main(argv=None):
     endless = args.steps <= 0
     why = None
     while endless or step < args.steps:
-        lr = lr_at(step, args.steps, args.lr, args.warmup, args.min_lr_frac, args.schedule, decay_start)
+        lr = lr_at(step, args.steps, args.lr, args.warmup, args.min_lr_frac, args.schedule, decay_start,
+                   warm_from)
         for g in opt.param_groups:
             g["lr"] = lr
         tot = 0.0
@@ -533,15 +550,17 @@ def main(argv=None):
         logf.write(json.dumps({"step": step - 1, "loss": loss_v, "lr": lr, "gnorm": gnorm,
                                "tokens": tokens_seen, "time": round(time.time(), 1)}) + "\n")
         # time budget: measure steps 2..6 (the first may compile), then shorten the schedule
-        if args.time_budget and not endless and calib is None and ck is None and step == 2:
+        if args.time_budget and not endless and calib is None and ck is None and step - step0 == 2:
             calib = [time.time(), None]
-        if args.time_budget and calib is not None and calib[1] is None and step == 7:
+        if args.time_budget and calib is not None and calib[1] is None and step - step0 == 7:
             per = (time.time() - calib[0]) / 5
-            budget_steps = max(args.warmup + 1, int((args.time_budget - (time.time() - t0)) / per) + step)
+            budget_steps = max(step0 + args.warmup + 1,
+                               int((args.time_budget - (time.time() - t0)) / per) + step)
             if budget_steps < args.steps:
                 print("train: %.2f s/step; --time-budget %.0f s: steps %d -> %d"
                       % (per, args.time_budget, args.steps, budget_steps), flush=True)
                 args.steps = budget_steps
+                decay_start = decay_start_of(step0, args.steps)
             calib[1] = per
         if step % args.log_every == 0 or step == args.steps:
             now = time.time()
