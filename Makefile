@@ -43,7 +43,7 @@ LIB_OBJ  := $(call obj,$(LIB_SRC))
 CLI_OBJ  := $(call obj,$(CLI_SRC))
 TEST_OBJ := $(call obj,$(TEST_SRC))
 
-.PHONY: all run test test-only deps bench fuzz clean oracle tools llama-server print-cflags models \
+.PHONY: all run test test-only deps bench fuzz clean oracle tools gpu-tools llama-server print-cflags models \
         bench-repos eval
 all: $(BUILD)/mccom $(BUILD)/mccom-test $(BENCH_BIN)
 
@@ -101,6 +101,16 @@ $(MKMODEL): tools/mkmodel/mkmodel.c build/release/libmccom.a
 $(MKEXAMPLES): tools/mkexamples/mkexamples.c build/release/libmccom.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -O2 -o $@ $< build/release/libmccom.a $(LDLIBS_ALL)
+# gpu-tools: mkexamples and mktok (tokenize) linked statically against the tokenizer, for
+# the one-shot GPU run (tools/train/gpu-run.sh), whose machine lacks mccom's libraries.
+GPU_TOOLS := build/gpu-tools/mkexamples build/gpu-tools/mktok
+gpu-tools: $(GPU_TOOLS)
+build/gpu-tools/mkexamples: tools/mkexamples/mkexamples.c build/release/libmccom.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -O2 -static -o $@ $< build/release/libmccom.a -lutf8proc -lm
+build/gpu-tools/mktok: tools/mktok/mktok.c build/release/libmccom.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -O2 -static -o $@ $< build/release/libmccom.a -lutf8proc -lm
 $(CMPLOGITS): tools/cmplogits/cmplogits.c build/release/libmccom.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -O2 -o $@ $< build/release/libmccom.a $(LDLIBS_ALL)
