@@ -337,6 +337,22 @@ class Wsd(Base):
         ce = torch.nn.functional.cross_entropy(m(x).view(-1, 256), y.reshape(-1), reduction="none")
         self.assertAlmostEqual(loss.item(), ((ce * wt.reshape(-1)).sum() / wt.sum()).item(), places=5)
 
+    def test_mix_draws_from_both_and_resumes_exactly(self):
+        tok, vocab = self.byte_data()
+        ex = os.path.join(self.tmp, "ex.tok")
+        docs = [np.arange(10, 40) for _ in range(20)]
+        tokfile.write_token_file(ex, docs, sep=0, n_vocab=tokfile.BYTE_VOCAB_SIZE)
+        tokfile.write_weight_file(ex + ".w", np.concatenate([np.concatenate([np.ones(30), [0]]) for _ in docs]))
+        args = self.common(tok, vocab) + ["--mix", ex, "--mix-rate", "0.5", "--accum", "4", "--steps", "0"]
+        a, b = os.path.join(self.tmp, "a"), os.path.join(self.tmp, "b")
+        quiet(train.main, args + ["--out", a, "--stop-at", "8"])
+        quiet(train.main, args + ["--out", b, "--stop-at", "4"])
+        quiet(train.main, args + ["--out", b, "--resume", "--stop-at", "8"])
+        self.assertEqual(read_losses(a), read_losses(b))
+        ck = train.load_ckpt(os.path.join(a, "ckpt.pt"))
+        self.assertGreater(ck["mix_data"]["pos"] + 20 * ck["mix_data"]["epoch"], 0)  # examples were drawn
+        self.assertGreater(ck["data"]["pos"] + 12 * ck["data"]["epoch"], 0)  # and plain sequences
+
     def test_gguf_vocab_equals_the_trainers_json(self):
         import subprocess
         mccom = os.environ.get("MC_BIN") or os.path.join(HERE, "..", "..", "build", "release", "mccom")

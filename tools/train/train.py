@@ -264,6 +264,9 @@ def parse_args(argv=None):
                          "1.13 trained v2-small at 1,075 tok/s with it and 1,300-2,000 without")
     ap.add_argument("--time-budget", type=float, default=0,
                     help="seconds: after 5 timed steps, lower --steps so training ends in time")
+    ap.add_argument("--mix", help="a second token file (e.g. retrieval-formatted examples) that "
+                                   "micro-batches are drawn from with probability --mix-rate")
+    ap.add_argument("--mix-rate", type=float, default=0.0)
     ap.add_argument("--batch", type=int, default=8, help="sequences per micro-batch")
     ap.add_argument("--accum", type=int, default=1, help="micro-batches per step")
     ap.add_argument("--n-ctx", type=int, help="override the preset's context")
@@ -412,6 +415,7 @@ def main(argv=None):
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95), eps=1e-8, **opt_kw)
     packer = Packer(tf, cfg.n_ctx, args.seed, args.fim_rate, args.spm_rate, fim_ids)
+    mixer = Packer(TokenFile(args.mix), cfg.n_ctx, args.seed + 1, 0.0) if args.mix and args.mix_rate > 0 else None
     step, tokens_seen, decay_start, warm_from = 0, 0, None, 0
 
     def decay_start_of(first, total):
@@ -429,6 +433,8 @@ def main(argv=None):
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optim"])
         packer.load_state(ck["data"])
+        if mixer is not None and ck.get("mix_data"):
+            mixer.load_state(ck["mix_data"])
         step = ck["step"]
         tokens_seen = ck.get("tokens_seen", step * args.batch * args.accum * cfg.n_ctx)
         decay_start = ck.get("decay_start", decay_start)
@@ -498,6 +504,7 @@ def main(argv=None):
     def checkpoint():
         save_ckpt(ckpt_path, {"model": model.state_dict(), "optim": opt.state_dict(), "step": step,
                               "steps": args.steps, "config": cfg.to_dict(), "data": packer.state(),
+                              "mix_data": mixer.state() if mixer is not None else None,
                               "preset": args.preset, "args": vars(args), "tokens_seen": tokens_seen,
                               "decay_start": decay_start, "warm_from": warm_from,
                               "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
@@ -532,8 +539,11 @@ def main(argv=None):
         for g in opt.param_groups:
             g["lr"] = lr
         tot = 0.0
-        for _ in range(args.accum):
-            x, y, *w = packer.next_batch(args.batch)
+        for k in range(args.accum):
+            src = packer
+            if mixer is not None and np.random.default_rng([args.seed, 2, step, k]).random() < args.mix_rate:
+                src = mixer
+            x, y, *w = src.next_batch(args.batch)
             x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
             w = w[0].to(dev, non_blocking=True) if w else None
             with amp():
