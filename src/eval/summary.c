@@ -27,7 +27,17 @@ double mc_eval_latency(const mc_eval_rec *r, double rtt_ms) {
 
 bool mc_eval_outcome_at(const mc_eval_rec *r, double tau, double rtt_ms, mc_eval_outcome *o) {
     memset(o, 0, sizeof *o);
-    if (r->error || r->llm_failed || !r->slm)
+    if (r->error || r->llm_failed)
+        return false;
+    if (r->path == MC_PATH_COPY) { /* shown at once by the copy tier: no threshold applies */
+        o->path = MC_PATH_COPY;
+        o->pred = r->pred;
+        o->score = r->score;
+        o->calls = r->calls;
+        o->latency = mc_eval_latency(r, rtt_ms);
+        return true;
+    }
+    if (!r->slm)
         return false;
     bool accepted = r->path == MC_PATH_SLM;
     if (!accepted && r->path != MC_PATH_REJECTION)
@@ -85,8 +95,13 @@ int mc_eval_aggregate(const mc_eval_rec *const *recs, int n, double rtt_ms, doub
         out->lat_mean += lat[i];
         if (r->path == MC_PATH_REJECTION)
             out->react_mean += reaction_ms;
-        if (r->path >= 0 && r->path < 4)
+        if (r->path >= 0 && r->path < MC_CASCADE_N_PATHS)
             out->n_path[r->path]++;
+        if (r->copy_p >= 0) {
+            out->n_copy++;
+            /* a copy line shown first was right iff the final answer is it */
+            out->n_copy_ok += r->path == MC_PATH_COPY || r->path == MC_PATH_SLM ? r->score.em : 0;
+        }
         out->n_llm += r->calls > 0;
         out->calls += r->calls;
         out->prompt_tokens += r->prompt_tokens;
