@@ -94,6 +94,9 @@ typedef struct mc_cascade_params {
                               (docs/eval.md) */
     bool copy_below;       /* the document's text below the cursor may be copied (true: an
                               editor's buffer; the evaluation's documents end at the cursor) */
+    int lookup_min;        /* prompt-lookup drafts need a match of at least this many of the
+                              last tokens, 1..4 (2: a one-token match is mostly noise, and a
+                              rejected draft costs an LLM call) */
 } mc_cascade_params;
 
 mc_cascade_params mc_cascade_params_default(void);

@@ -41,6 +41,7 @@ mc_cascade_params mc_cascade_params_default(void) {
     p.copy_w = 0.0f;
     p.copy_theta = -1e9f;
     p.copy_below = true;
+    p.lookup_min = 2;
     return p;
 }
 
@@ -50,7 +51,8 @@ static int check_params(const mc_cascade_params *p, mc_err *err) {
         p->slm_prompt_tokens < 0 || p->llm_prompt_tokens < 0 || p->retr_tokens < 0 ||
         p->retr_k < 1 || p->retr_query_lines < 1 ||
         (p->sim != MC_RETR_JACCARD && p->sim != MC_RETR_BM25) || !(p->tau_copy >= 0.0f) ||
-        p->copy_k < 1 || p->copy_k > 16 || !(p->copy_w >= 0.0f) || p->copy_theta != p->copy_theta)
+        p->copy_k < 1 || p->copy_k > 16 || !(p->copy_w >= 0.0f) || p->copy_theta != p->copy_theta ||
+        p->lookup_min < 1 || p->lookup_min > 4)
         return mc_err_set(err, MC_EINVAL, -1,
                           "bad cascade parameters (tau %g in [0,1], n_conf %d >= 1, draft_k %d in 1..64, "
                           "max_line_tokens %d in 1..1024, budgets >= 0, retr_k %d >= 1, tau_copy >= 0, "
@@ -379,10 +381,10 @@ static int run_llm(mc_cascade *c, const mc__prompt *lp, int n_lines, const int32
     char *text = NULL;
     size_t text_len = 0;
     bool have_text = false, done = false;
-    /* prompt lookup (stage 2): drafts from an earlier occurrence of the last
-     * tokens, tried once the SLM's drafts are rejected, until one of its own
-     * is rejected too */
-    bool lookup_round = false, lookup_off = !c->p.copy;
+    /* prompt lookup (stage 2; part of the copy tier, on with it): drafts from
+     * an earlier occurrence of the last tokens, tried once the SLM's drafts
+     * are rejected, until one of its own is rejected too */
+    bool lookup_round = false, lookup_off = !c->p.copy || !c->cx;
     int rc = 0;
     double t0 = mc_time_s();
 
@@ -509,10 +511,11 @@ static int run_llm(mc_cascade *c, const mc__prompt *lp, int n_lines, const int32
         lookup_round = false;
         if (give_up && !lookup_off) {
             /* the SLM is not predicting this line: what followed the last
-             * 2-4 tokens earlier in the prompt (file above, retrieved code) */
+             * lookup_min..4 tokens earlier in the prompt (the file above,
+             * retrieved code) */
             int room = MC_MIN(c->p.draft_k, max_line - n_acc);
             sdraft = room > 0 ? malloc((size_t)room * sizeof *sdraft) : NULL;
-            n_sdraft = sdraft ? mc_copy_lookup(buf, n_buf, 2, 4, sdraft, room, NULL) : 0;
+            n_sdraft = sdraft ? mc_copy_lookup(buf, n_buf, c->p.lookup_min, 4, sdraft, room, NULL) : 0;
             if (n_sdraft <= 0) {
                 free(sdraft);
                 sdraft = NULL;
