@@ -472,6 +472,29 @@ static int open_repo(run *R, const char *repo) {
         mc_cli_error(root, &err);
         return 1;
     }
+    /* The repository holds every task's finished file; a few of them are
+     * files the walk skips as generated (a data table that says "automatically
+     * generated"). Index those as they are, so that the leakage filters know
+     * their lines, before any mode runs. */
+    int added = 0;
+    for (int bi = 0; bi < R->nb; bi++) {
+        for (int ti = 0; ti < R->b[bi].n; ti++) {
+            const mc_eval_task *t = &R->b[bi].tasks[ti];
+            mc_retr_file rf;
+            if (strcmp(t->repo, repo) || mc_retr_file_get(R->ix, t->path, &rf) == 0)
+                continue;
+            char fp[4096];
+            size_t len;
+            snprintf(fp, sizeof fp, "%s/%s", root, t->path);
+            char *text = mc_cli_read_file(fp, &len);
+            if (text && mc_retr_set_file(R->ix, t->path, text, len, &err) == 0)
+                added++;
+            free(text);
+        }
+    }
+    if (added && !R->o->quiet)
+        fprintf(stderr, "\nmccom eval: %s: indexed %d task file%s the walk skips (generated)\n",
+                repo, added, added > 1 ? "s" : "");
     R->ix_repo = strdup(repo);
     mc_eval_runner_set_index(R->runner, R->ix);
     return R->ix_repo ? 0 : 1;
