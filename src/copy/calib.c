@@ -9,7 +9,7 @@
 #include "mccom/copy.h"
 
 static const mc_copy_calib builtin = {{
-    -4.5477, 0.4945, 0.9688, 2.5517, 2.2634, -0.1909, 2.2168, 0.6911, -0.3716, -0.3709,
+    -4.6538, 0.4220, 0.8916, 2.6010, 2.2237, -0.1899, 2.3410, 0.6663, -0.3343, -0.3093,
 }};
 
 const mc_copy_calib *mc_copy_calib_default(void) { return &builtin; }
