@@ -265,7 +265,7 @@ static void push_sample(samples *s, const mc_copy_cand *c, bool ok, bool cal) {
             exit(1);
     }
     s->v[s->n++] = (sample){{c->context, c->source != MC_COPY_REPO, c->distance, c->count,
-                             c->total},
+                             c->total, c->similarity},
                             ok, cal, n_task_seen};
 }
 
@@ -542,9 +542,9 @@ int main(int argc, char **argv) {
         const char *dump = getenv("MC_COPY_DUMP");
         FILE *df = dump && *dump ? fopen(dump, "w") : NULL;
         for (int i = 0; df && i < s.n; i++)
-            fprintf(df, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", s.v[i].task, s.v[i].cal, s.v[i].ok,
-                    s.v[i].f.context, s.v[i].f.in_file, s.v[i].f.distance, s.v[i].f.count,
-                    s.v[i].f.total);
+            fprintf(df, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.4f\n", s.v[i].task, s.v[i].cal,
+                    s.v[i].ok, s.v[i].f.context, s.v[i].f.in_file, s.v[i].f.distance, s.v[i].f.count,
+                    s.v[i].f.total, (double)s.v[i].f.similarity);
         if (df)
             fclose(df);
         free(s.v);

@@ -544,3 +544,44 @@ MC_TEST(copy_prompt_lookup) {
     CHECK_EQ_INT(mc_copy_lookup(d, 3, 0, 4, out, 8, &m), MC_EINVAL);
     CHECK_EQ_INT(mc_copy_lookup(d, 3, 2, 17, out, 8, &m), MC_EINVAL);
 }
+
+MC_TEST(copy_fuzzy_context_when_nothing_matches) {
+    repo r;
+    repo_open(&r, "fuzzy");
+    write_file(r.dir, "a.py", "def f(items, tax):\n    total = compute_total(items, tax)\n    return total\n");
+    /* the query's own finished file: a similar line below the cursor is followed by SECRET() */
+    write_file(r.dir, "own.py", "a = 0\n"
+                                "subtotal = compute_total(items, vat) + shipping\n" /* context */
+                                "target()\n"                                       /* line 2 */
+                                "subtotal = compute_total(items, vat) + handling\n"
+                                "SECRET()\n");
+    repo_index(&r);
+    mc_copy_result res;
+    /* no line equals "total = compute_total(items, fee)": the similar one's follower */
+    propose(&r, "q.py", "total = compute_total(items, fee)\n", -1, NULL, &res);
+    MC_REQUIRE(res.n >= 1);
+    CHECK_EQ_STR(top(&res), "return total");
+    CHECK_EQ_INT(res.c[0].context, 0);
+    CHECK(res.c[0].similarity >= 0.5f && res.c[0].similarity <= 1.5f);
+    CHECK_EQ_STR(res.c[0].file, "a.py");
+    CHECK(res.c[0].precision > 0.0f && res.c[0].precision < 0.5f);
+    mc_copy_result_fini(&res);
+    /* switched off: nothing */
+    mc_copy_params p = mc_copy_params_default();
+    p.fuzzy = false;
+    propose(&r, "q.py", "total = compute_total(items, fee)\n", -1, &p, &res);
+    CHECK_EQ_INT(res.n, 0);
+    mc_copy_result_fini(&res);
+    /* an exact match anywhere comes first and no fuzzy one is made */
+    propose(&r, "q.py", "    total = compute_total(items, tax)\n", -1, NULL, &res);
+    CHECK_EQ_INT(res.n, 1);
+    CHECK_EQ_INT(res.c[0].context, 1);
+    mc_copy_result_fini(&res);
+    /* the leakage rule holds for similar contexts too: own.py's lines at and after the cursor
+     * (line 2) are never read, though line 3 is the most similar to the context */
+    propose(&r, "own.py", "a = 0\nsubtotal = compute_total(items, vat) + shipping\n", 2, NULL, &res);
+    CHECK(!has(&res, "SECRET()"));
+    CHECK(!has(&res, "target()"));
+    mc_copy_result_fini(&res);
+    repo_close(&r);
+}

@@ -28,13 +28,20 @@
  *             distance from the cursor of the nearest in-file match, how many
  *             matches propose it and how many matches its context level has
  *             (agreement);
+ *   fuzzy     when nothing matches exactly (and `fuzzy` is set): the lines
+ *             that followed the lines most similar to the context — in the
+ *             retrieval index's top windows for the last two lines, the lines
+ *             whose term set has Jaccard similarity >= 0.5 with the context
+ *             line's; similarity = that + half the same for the line above
+ *             (context 0 marks such a candidate);
  *   precision a calibrated estimate that the candidate is the right line: a
  *             logistic model of the features whose coefficients were fitted
  *             on the calibration repositories of ../shared/bench (biopython,
  *             breezy, dask, mne; bench/bench_copy.c --calibrate prints them);
- *   order     precision, then the nearer in-file match, then more matches,
- *             then the normalized text (bytewise) — never the order in which
- *             files were indexed;
+ *   order     the longer context, then the query's own file (above, then
+ *             below the cursor) before other files, then more matches, then
+ *             the nearer match, then path and line (fuzzy ones: the more
+ *             similar first) — never the order in which files were indexed;
  *   filter    the typed prefix: the non-blank text typed on the cursor's line
  *             must begin the candidate's normalized text (its rest is the
  *             suggestion);
@@ -116,6 +123,7 @@ typedef struct mc_copy_params {
                             matched (an editor: true; a benchmark: false) */
     int max_doc_lines;   /* most document lines scanned above (and below) the
                             cursor (20000) */
+    bool fuzzy;          /* similar contexts when no exact one matches (true) */
 } mc_copy_params;
 
 mc_copy_params mc_copy_params_default(void);
@@ -145,7 +153,9 @@ typedef struct mc_copy_cand {
     size_t len;
     float precision;     /* calibrated estimate that this is the right line, in (0, 1) */
     float score;         /* the model's logit (ranking) */
-    int context;         /* lines of context matched by the best match (1..max_context) */
+    int context;         /* lines of context matched by the best match (1..max_context;
+                            0: a fuzzy candidate) */
+    float similarity;    /* fuzzy: the context's similarity (0..1.5); exact: 0 */
     int source;          /* enum mc_copy_source of the best match */
     int distance;        /* in-file: non-blank lines between the match and the cursor; else 0 */
     int count;           /* matches proposing this line (at its context level) */
@@ -174,17 +184,19 @@ int mc_copy_propose(const mc_copy_index *cx, const mc_copy_query *q, const mc_co
 /* The features of a candidate, and the calibrated model that turns them into
  * a precision (exposed for the calibration bench and tests). */
 typedef struct mc_copy_features {
-    int context;         /* lines matched, 1..16 */
+    int context;         /* lines matched, 1..16; 0: fuzzy */
     bool in_file;        /* the best match is in the query's file (above or below) */
-    int distance;        /* in-file distance in non-blank lines (0 for other files) */
+    int distance;        /* in-file distance in lines (0 for other files) */
     int count, total;    /* agreement at the candidate's level */
+    float similarity;    /* fuzzy only: the context's similarity */
 } mc_copy_features;
 
-#define MC_COPY_N_COEF 10
+#define MC_COPY_N_COEF 12
 
 /* The model's inputs: x[0] = 1, [context = 2], [context >= 3],
  * min(context, 8)/8, in_file, in_file·log2(1 + distance), count/total,
- * log2(1 + count), log2(1 + total), in_file·[context >= 2]. */
+ * log2(1 + count), log2(1 + total), in_file·[context >= 2], [fuzzy],
+ * similarity. */
 void mc_copy_feature_vector(const mc_copy_features *f, double x[MC_COPY_N_COEF]);
 
 typedef struct mc_copy_calib {

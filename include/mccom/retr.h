@@ -170,6 +170,8 @@ typedef struct mc_retr_file {
     int n_lines;              /* lines as the windows count them */
     const uint32_t *line_off; /* (n_lines + 1): line i is text[line_off[i], line_off[i+1])
                                  with its '\n' */
+    const uint32_t *tok;      /* the term ids of every line, line by line: line i's are */
+    const uint32_t *tok_off;  /* tok[tok_off[i] .. tok_off[i+1]) ((n_lines + 1) offsets) */
 } mc_retr_file;
 
 /* Files are numbered 0..mc_retr_n_files()-1 in path order (bytewise). */
@@ -178,6 +180,11 @@ int mc_retr_n_files(const mc_retr_index *ix);
 int mc_retr_file_at(const mc_retr_index *ix, int i, mc_retr_file *out);
 /* The file with this root-relative path; MC_ENOTFOUND (out zeroed) if it is not indexed. */
 int mc_retr_file_get(const mc_retr_index *ix, const char *relpath, mc_retr_file *out);
+/* Term ids of s[0..n) with the index's own tokenizer (as its lines were
+ * tokenized): writes up to cap ids, returns how many the text has (may
+ * exceed cap), or a negative code. */
+int mc_retr_tokenize(const mc_retr_index *ix, const char *s, size_t n, uint32_t *ids, int cap);
+
 /* A counter that changes whenever a file is added, removed or changes content
  * (loads and clears included), and only then: equal values mean the same
  * files with the same texts. */

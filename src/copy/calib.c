@@ -9,7 +9,8 @@
 #include "mccom/copy.h"
 
 static const mc_copy_calib builtin = {{
-    -4.6538, 0.4220, 0.8916, 2.6010, 2.2237, -0.1899, 2.3410, 0.6663, -0.3343, -0.3093,
+    -4.5468, 0.4659, 0.9235, 2.5989, 2.0312, -0.1461, 2.1357, 0.7204, -0.3707, -0.3631, -5.7519,
+    5.4800,
 }};
 
 const mc_copy_calib *mc_copy_calib_default(void) { return &builtin; }

@@ -21,6 +21,7 @@ mc_copy_params mc_copy_params_default(void) {
     p.max_context = 8;
     p.use_below = false;
     p.max_doc_lines = 20000;
+    p.fuzzy = true;
     return p;
 }
 
@@ -36,7 +37,7 @@ void mc_copy_result_fini(mc_copy_result *r) {
 /* ---- the calibrated model --------------------------------------------------- */
 
 void mc_copy_feature_vector(const mc_copy_features *f, double x[MC_COPY_N_COEF]) {
-    int m = f->context < 1 ? 1 : f->context;
+    int m = f->context < 0 ? 0 : f->context;
     x[0] = 1.0;
     x[1] = m == 2;
     x[2] = m >= 3;
@@ -47,6 +48,8 @@ void mc_copy_feature_vector(const mc_copy_features *f, double x[MC_COPY_N_COEF])
     x[7] = log2(1.0 + f->count);
     x[8] = log2(1.0 + f->total);
     x[9] = f->in_file * (m >= 2);
+    x[10] = m == 0;
+    x[11] = m == 0 ? f->similarity : 0.0;
 }
 
 double mc_copy_logit(const mc_copy_calib *cal, const mc_copy_features *f) {
@@ -116,6 +119,8 @@ typedef struct cand {
     int si;          /* in-file: index into the above/below lines */
     int rank;        /* another file: its position in path order ... */
     uint32_t slot, j; /* ... its slot and non-blank line */
+    bool indexed;    /* a fuzzy match in the query's file: read from the index (slot, j) */
+    double sim;      /* fuzzy: the context's similarity */
     double logit;
 } cand;
 
@@ -205,6 +210,8 @@ static int cmp_cand(const void *a, const void *b) {
     const cand *x = a, *y = b;
     if (x->m != y->m)
         return x->m > y->m ? -1 : 1;
+    if (x->sim != y->sim)
+        return x->sim > y->sim ? -1 : 1;
     if (x->src != y->src)
         return x->src < y->src ? -1 : 1;
     int cx = x->m >= 2 ? x->n2 : x->n1, cy = y->m >= 2 ? y->n2 : y->n1;
@@ -297,6 +304,173 @@ static bool source_line(const source *s, int t, const char **p, size_t *n) {
         return false;
     view_line(&s->rf, (int)s->f->line[j], p, n);
     return true;
+}
+
+/* ---- fuzzy contexts ------------------------------------------------------------------ */
+
+enum { FUZZY_WINDOWS = 16, MAX_TERMS = 256 };
+#define FUZZY_MIN 0.5 /* Jaccard similarity of the context line */
+
+static bool is_word(char ch) {
+    unsigned char c = (unsigned char)ch;
+    return c == '_' || (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c >= 0x80;
+}
+
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sort ids[0..n) and drop repeats: a term set. Returns its size. */
+static int term_set(uint32_t *ids, int n) {
+    if (n <= 1)
+        return n;
+    qsort(ids, (size_t)n, sizeof *ids, cmp_u32);
+    int k = 1;
+    for (int i = 1; i < n; i++)
+        if (ids[i] != ids[k - 1])
+            ids[k++] = ids[i];
+    return k;
+}
+
+static int text_terms(const mc_retr_index *ix, const char *s, size_t n, uint32_t *out) {
+    int k = mc_retr_tokenize(ix, s, n, out, MAX_TERMS);
+    return k < 0 ? 0 : term_set(out, MC_MIN(k, MAX_TERMS));
+}
+
+static int line_terms(const mc_retr_file *rf, int i, uint32_t *out) {
+    uint32_t a = rf->tok_off[i], n = MC_MIN(rf->tok_off[i + 1] - a, (uint32_t)MAX_TERMS);
+    memcpy(out, rf->tok + a, n * sizeof *out);
+    return term_set(out, (int)n);
+}
+
+static double jaccard(const uint32_t *a, int na, const uint32_t *b, int nb) {
+    if (na == 0 || nb == 0)
+        return 0.0;
+    int i = 0, j = 0, in = 0;
+    while (i < na && j < nb) {
+        if (a[i] == b[j]) {
+            in++;
+            i++;
+            j++;
+        } else if (a[i] < b[j]) {
+            i++;
+        } else {
+            j++;
+        }
+    }
+    return (double)in / (na + nb - in);
+}
+
+/* Candidates from similar contexts: the retrieval index's top windows for
+ * the last two lines (its leakage filter keeps the query's file before the
+ * cursor's line), every line in them similar enough to the context line, and
+ * the line that followed it (never at or after the cursor's line in the
+ * query's own file). Appends to T; the caller sorts. */
+static int fuzzy(const mc_copy_index *cx, const char *path, const cfile *own, int cursor_line,
+                 const lines *A, ctab *T) {
+    const int nA = A->n;
+    uint32_t q0[MAX_TERMS], q1[MAX_TERMS], t0[MAX_TERMS], t1[MAX_TERMS];
+    const sline *l0 = &A->v[nA - 1], *l1 = nA >= 2 ? &A->v[nA - 2] : NULL;
+    int n0 = text_terms(cx->ix, l0->s, l0->n, q0), n1 = l1 ? text_terms(cx->ix, l1->s, l1->n, q1) : 0;
+    if (n0 == 0)
+        return 0;
+    /* The query: the words of the two context lines (identifiers and numbers
+     * of two or more characters). Punctuation and one-letter names occur in
+     * nearly every window: they would make the search visit the whole index
+     * and barely change which windows come first. */
+    size_t qn = 2 * ((size_t)l0->n + 1) + (l1 ? 2 * ((size_t)l1->n + 1) : 0); /* a word and its
+                                                                               separator */
+    char *qt = malloc(qn);
+    if (!qt)
+        return MC_ENOMEM;
+    size_t k = 0;
+    for (int li = 0; li < 2; li++) {
+        const sline *l = li == 0 ? l1 : l0;
+        if (!l)
+            continue;
+        for (uint32_t i = 0; i < l->n;) {
+            uint32_t e = i;
+            while (e < l->n && is_word(l->s[e]))
+                e++;
+            if (e - i >= 2) {
+                memcpy(qt + k, l->s + i, e - i);
+                k += e - i;
+                qt[k++] = ' ';
+            }
+            i = e > i ? e : i + 1;
+        }
+        qt[k++] = '\n';
+    }
+    qn = k;
+    mc_retr_query rq = mc_retr_query_default();
+    rq.text = qt;
+    rq.len = qn;
+    rq.file = path;
+    rq.cursor_line = cursor_line;
+    rq.k = FUZZY_WINDOWS;
+    mc_retr_hit hits[FUZZY_WINDOWS];
+    int nh = mc_retr_search(cx->ix, &rq, hits, FUZZY_WINDOWS, NULL);
+    free(qt);
+    if (nh < 0)
+        return nh == MC_ENOMEM ? MC_ENOMEM : 0;
+    int n_match = 0;
+    for (int h = 0; h < nh; h++) {
+        const cfile *f = mc__copy_find(cx, hits[h].file);
+        mc_retr_file rf;
+        if (!f || mc_retr_file_get(cx->ix, f->path, &rf) != 0 || rf.hash != f->hash || !rf.tok)
+            continue;
+        /* the window's non-blank lines: f->line[j0 .. j1) */
+        int lo = 0, hi = f->nb;
+        while (lo < hi) {
+            int mid = (lo + hi) / 2;
+            if ((int)f->line[mid] < hits[h].start_line)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        for (int j = lo; j + 1 < f->nb && (int)f->line[j] < hits[h].start_line + hits[h].n_lines;
+             j++) {
+            if (f == own && (int)f->line[j + 1] >= cursor_line)
+                break; /* the leakage rule: nothing at or after the cursor's line */
+            int nt = line_terms(&rf, (int)f->line[j], t0);
+            double s0 = jaccard(q0, n0, t0, nt);
+            if (s0 < FUZZY_MIN)
+                continue;
+            double s1 = 0.0;
+            if (j > 0 && n1 > 0) {
+                int nt1 = line_terms(&rf, (int)f->line[j - 1], t1);
+                s1 = jaccard(q1, n1, t1, nt1);
+            }
+            cand *c = ctab_get(T, f->h[j + 1]);
+            if (!c)
+                return MC_ENOMEM;
+            double sim = s0 + 0.5 * s1;
+            bool mine = f == own;
+            c->n1++;
+            n_match++;
+            /* the best match: the most similar; then the query's file, the nearer, path order */
+            int src = mine ? MC_COPY_IN_FILE : MC_COPY_REPO;
+            int dist = mine ? cursor_line - (int)f->line[j + 1] : 0;
+            bool better = c->src < 0 || sim > c->sim ||
+                          (sim == c->sim && (src != c->src ? src < c->src
+                                             : dist != c->dist ? dist < c->dist
+                                             : f->rank != c->rank ? f->rank < c->rank
+                                                                  : (uint32_t)(j + 1) < c->j));
+            if (better) {
+                c->m = 0;
+                c->sim = sim;
+                c->src = src;
+                c->dist = dist;
+                c->rank = f->rank;
+                c->slot = f->slot;
+                c->j = (uint32_t)(j + 1);
+                c->indexed = mine;
+            }
+        }
+    }
+    (void)n_match;
+    return 0;
 }
 
 /* ---- the proposal ----------------------------------------------------------------- */
@@ -481,6 +655,11 @@ int mc_copy_propose(const mc_copy_index *cx, const mc_copy_query *q, const mc_co
             r = e;
         }
     }
+    if (T.n == 0 && p.fuzzy) {
+        rc = fuzzy(cx, own ? own->path : q->path, own, cursor_line, &A, &T);
+        if (rc)
+            goto oom;
+    }
     if (T.n == 0)
         goto done;
 
@@ -494,7 +673,7 @@ int mc_copy_propose(const mc_copy_index *cx, const mc_copy_query *q, const mc_co
     for (int i = 0; i < T.n; i++) {
         cand *c = &T.v[i];
         mc_copy_features f = {c->m, c->src != MC_COPY_REPO, c->src != MC_COPY_REPO ? c->dist : 0,
-                              c->m >= 2 ? c->n2 : c->n1, c->m >= 2 ? t2 : t1};
+                              c->m >= 2 ? c->n2 : c->n1, c->m >= 2 ? t2 : t1, (float)c->sim};
         c->logit = mc_copy_logit(cal, &f);
     }
     qsort(T.v, (size_t)T.n, sizeof *T.v, cmp_cand);
@@ -510,7 +689,7 @@ int mc_copy_propose(const mc_copy_index *cx, const mc_copy_query *q, const mc_co
         const cand *c = &T.v[i];
         source S;
         memset(&S, 0, sizeof S);
-        if (c->src == MC_COPY_REPO) {
+        if (c->src == MC_COPY_REPO || c->indexed) {
             S.f = cx->slots[c->slot];
             S.j = c->j;
             if (mc_retr_file_get(cx->ix, S.f->path, &S.rf) != 0 || S.rf.hash != S.f->hash)
@@ -567,13 +746,14 @@ int mc_copy_propose(const mc_copy_index *cx, const mc_copy_query *q, const mc_co
         o->score = (float)c->logit;
         o->precision = (float)(1.0 / (1.0 + exp(-c->logit)));
         o->context = c->m;
+        o->similarity = (float)c->sim;
         o->source = c->src;
         o->distance = c->src != MC_COPY_REPO ? c->dist : 0;
         o->count = c->m >= 2 ? c->n2 : c->n1;
         o->total = c->m >= 2 ? t2 : t1;
-        const char *fp = c->src == MC_COPY_REPO ? S.f->path : (q->path ? q->path : "");
+        const char *fp = S.f ? S.f->path : (q->path ? q->path : "");
         snprintf(o->file, sizeof o->file, "%s", fp);
-        o->line = c->src == MC_COPY_REPO ? (int)S.f->line[c->j] : S.L->v[c->si].line;
+        o->line = S.f ? (int)S.f->line[c->j] : S.L->v[c->si].line;
     }
 done:
     free(A.v);

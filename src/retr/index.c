@@ -886,6 +886,12 @@ static void file_view(const rfile *f, mc_retr_file *out) {
     out->hash = f->hash;
     out->n_lines = f->n_lines;
     out->line_off = f->line_off;
+    out->tok = f->tok;
+    out->tok_off = f->tok_off;
+}
+
+int mc_retr_tokenize(const mc_retr_index *ix, const char *s, size_t n, uint32_t *ids, int cap) {
+    return ix->tok.tokenize(ix->tok.ud, s, n, ids, cap);
 }
 
 int mc_retr_file_at(const mc_retr_index *ix, int i, mc_retr_file *out) {
