@@ -271,8 +271,11 @@ static void push_sample(samples *s, const mc_copy_cand *c, bool ok, bool cal) {
 
 typedef struct acc {
     int n, answered, em, shown, shown_ok;
+    int em_typed; /* EM with the target's first TYPED bytes typed on the line */
     double es, est;
 } acc;
+
+enum { TYPED = 2 };
 
 static void acc_add(acc *a, const acc *b) {
     a->n += b->n;
@@ -280,16 +283,17 @@ static void acc_add(acc *a, const acc *b) {
     a->em += b->em;
     a->shown += b->shown;
     a->shown_ok += b->shown_ok;
+    a->em_typed += b->em_typed;
     a->es += b->es;
     a->est += b->est;
 }
 
 static void acc_row(const char *name, const acc *a) {
-    printf("| %s | %d | %.1f%% | **%.1f%%** | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %.1f%% |\n", name,
-           a->n, 100.0 * a->answered / MC_MAX(1, a->n), 100.0 * a->em / MC_MAX(1, a->n),
+    printf("| %s | %d | %.1f%% | **%.1f%%** | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %.1f%% |\n",
+           name, a->n, 100.0 * a->answered / MC_MAX(1, a->n), 100.0 * a->em / MC_MAX(1, a->n),
            100.0 * a->es / MC_MAX(1, a->n), 100.0 * a->em / MC_MAX(1, a->answered),
            100.0 * a->est / MC_MAX(1, a->answered), 100.0 * a->shown / MC_MAX(1, a->n),
-           100.0 * a->shown_ok / MC_MAX(1, a->shown));
+           100.0 * a->shown_ok / MC_MAX(1, a->shown), 100.0 * a->em_typed / MC_MAX(1, a->n));
 }
 
 /* EM of a candidate's text against the task's target (first line only when first_line). */
@@ -319,10 +323,13 @@ static int run_split(const char *shared, const char *repos, const char *split, s
         printf("EM/ES as `mccom eval` scores them (RepoCoder's, the task's lines); *answered*: a "
                "proposal exists; *precision*: EM among answered; *estimate*: the mean calibrated "
                "precision of the answered; *shown*: estimate ≥ τ_copy = %.2f (shown at once, no "
-               "model) and the precision of those.\n\n",
-               TAU_COPY);
+               "model) and the precision of those; *EM, %d typed*: the same with the target's "
+               "first %d non-blank bytes typed on the line (the typed-prefix filter at work; the "
+               "typed bytes count as part of the answer).\n\n",
+               TAU_COPY, TYPED, TYPED);
         printf("| repository | tasks | answered | EM | ES | precision | estimate | shown | shown "
-               "precision |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+               "precision | EM, %d typed |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+               TYPED);
     }
     acc tot[2] = {{0}};
     mc_copy_params p = mc_copy_params_default();
@@ -363,6 +370,32 @@ static int run_split(const char *shared, const char *repos, const char *split, s
                 }
             }
             mc_copy_result_fini(&res);
+            { /* the target's first TYPED non-blank bytes typed on the cursor's line */
+                const char *tr = t->truth;
+                size_t ind = 0;
+                while (tr[ind] == ' ' || tr[ind] == '\t')
+                    ind++;
+                size_t ty = ind + TYPED <= strlen(tr) ? ind + TYPED : strlen(tr);
+                char *d2 = malloc(t->prompt_len + 2 + ty);
+                memcpy(d2, doc, t->prompt_len + 1);
+                memcpy(d2 + t->prompt_len + 1, tr, ty);
+                size_t n2 = t->prompt_len + 1 + ty;
+                mc_copy_query q2 = {t->path, d2, n2, n2, t->line, t->n_lines};
+                if (mc_copy_propose(cx, &q2, &p, &res, &e))
+                    die(t->id, &e);
+                if (res.n > 0) {
+                    size_t ln = ty + res.c[0].len;
+                    char *full = malloc(ln + 1);
+                    memcpy(full, tr, ty);
+                    memcpy(full + ty, res.c[0].text, res.c[0].len);
+                    mc_eval_score sc;
+                    mc_eval_score_text(t->truth, strlen(t->truth), full, ln, &sc);
+                    a.em_typed += sc.em;
+                    free(full);
+                }
+                mc_copy_result_fini(&res);
+                free(d2);
+            }
             if (s) { /* every candidate of the first line */
                 q.n_lines = 1;
                 if (mc_copy_propose(cx, &q, &p, &res, &e))
