@@ -529,11 +529,13 @@ static void copy_rows(ctx *c, int which) {
         int n_prop = 0;
         for (int i = 0; i < a.n; i++)
             n_prop += c->buf[i]->copy != NULL;
-        fprintf(f, "| %s | `%s` | %d | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %.1f ms |\n",
+        char pc[32] = "–"; /* the copy mode has only that path */
+        if (m != MC_EVAL_COPY)
+            snprintf(pc, sizeof pc, "%.1f%%", pct((double)a.n_path[MC_PATH_COPY] / a.n));
+        fprintf(f, "| %s | `%s` | %d | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %s | %.1f ms |\n",
                 which_name(which), mc_eval_mode_name(m), a.n, pct(a.em),
                 pct((double)n_prop / a.n), pct((double)a.n_copy / a.n),
-                a.n_copy ? pct((double)a.n_copy_ok / a.n_copy) : 0.0,
-                pct((double)a.n_path[MC_PATH_COPY] / a.n), a.lat_mean);
+                a.n_copy ? pct((double)a.n_copy_ok / a.n_copy) : 0.0, pc, a.lat_mean);
     }
 }
 
