@@ -83,6 +83,10 @@ const cfile *mc__copy_find(const mc_copy_index *cx, const char *path);
  * the index, also on failure); replaces a file of the same path. */
 int mc__copy_put(mc_copy_index *cx, const char *path, uint64_t hash, int n_lines, int nb,
                  uint32_t *line, uint64_t *h);
+/* store.c: mc_copy_load_mem, with the checksum optionally skipped (the fuzz
+ * target's mutations then reach the parser). */
+int mc__copy_load_mem(mc_copy_index *cx, const void *data, size_t len, bool check_crc,
+                      mc_err *err);
 /* Sort what updates appended. */
 int mc__copy_finish(mc_copy_index *cx);
 void mc__copy_clear(mc_copy_index *cx);

@@ -262,6 +262,11 @@ static int path_ok(const char *s, uint32_t n) {
 }
 
 int mc_copy_load_mem(mc_copy_index *cx, const void *data, size_t len, mc_err *err) {
+    return mc__copy_load_mem(cx, data, len, true, err);
+}
+
+int mc__copy_load_mem(mc_copy_index *cx, const void *data, size_t len, bool check_crc,
+                      mc_err *err) {
     mc__copy_clear(cx);
     rbuf r = {data, len, 0, err};
     int rc;
@@ -284,7 +289,7 @@ int mc_copy_load_mem(mc_copy_index *cx, const void *data, size_t len, mc_err *er
     if (form != LINE_FORM || rd_u32(h + 36) != 0)
         return mc_err_set(err, MC_EFORMAT, 32, "copy index: line form %u, this mccom makes %u",
                           form, LINE_FORM);
-    if (crc_of(h + HEADER_LEN, len - HEADER_LEN) != crc)
+    if (check_crc && crc_of(h + HEADER_LEN, len - HEADER_LEN) != crc)
         return mc_err_set(err, MC_EFORMAT, 24, "copy index: checksum mismatch (corrupt)");
     r.off = HEADER_LEN;
     const char *s;
@@ -403,7 +408,7 @@ int mc_copy_load(mc_copy_index *cx, const char *path, mc_err *err) {
     }
     fclose(f);
     if (rc == 0) {
-        rc = mc_copy_load_mem(cx, data, n, err);
+        rc = mc__copy_load_mem(cx, data, n, true, err);
         if (rc == MC_EFORMAT && err) {
             char m[sizeof err->msg];
             memcpy(m, err->msg, sizeof m);
