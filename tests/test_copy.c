@@ -597,3 +597,52 @@ MC_TEST(copy_fuzzy_context_when_nothing_matches) {
     mc_copy_result_fini(&res);
     repo_close(&r);
 }
+
+/* `mccom index` keeps the copy index beside the retrieval index's file, rebuilds a
+ * corrupt one with a message, and --no-copy leaves it out. */
+MC_TEST_T(copy_cli_index_file, 60) {
+    repo r;
+    repo_open(&r, "cli");
+    write_file(r.dir, "a.py", "x = 1\nfoo()\nbar()\n");
+    char idx[1024], cpy[1100], cmd[4096], out[8192];
+    snprintf(idx, sizeof idx, "%s/x.idx", mc_test_tmpdir());
+    snprintf(cpy, sizeof cpy, "%s.copy", idx);
+    snprintf(cmd, sizeof cmd, "%s index %s --index %s 2>&1", mc_test_bin(), r.dir, idx);
+    FILE *p = popen(cmd, "r");
+    MC_REQUIRE(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    CHECK_EQ_INT(pclose(p), 0);
+    CHECK_MSG(strstr(out, "copy index:") != NULL, "%s", out);
+    struct stat st;
+    CHECK(stat(cpy, &st) == 0 && st.st_size > 40);
+    /* corrupt: reported and rebuilt */
+    FILE *f = fopen(cpy, "r+b");
+    MC_REQUIRE(f);
+    fseek(f, 50, SEEK_SET);
+    fputc('!', f);
+    fclose(f);
+    p = popen(cmd, "r");
+    MC_REQUIRE(p);
+    n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    CHECK_EQ_INT(pclose(p), 0);
+    CHECK_MSG(strstr(out, "checksum mismatch") && strstr(out, "rebuilding the copy index"), "%s",
+              out);
+    mc_retr_index *ix;
+    mc_copy_index *cx;
+    mc_err e;
+    MC_REQUIRE(mc_retr_new(&ix, r.dir, NULL, NULL, &e) == 0);
+    MC_REQUIRE(mc_copy_new(&cx, ix, &e) == 0);
+    CHECK_MSG(mc_copy_load(cx, cpy, &e) == 0, "%s", e.msg); /* rewritten whole */
+    mc_copy_free(cx);
+    mc_retr_free(ix);
+    /* --no-copy: none */
+    unlink(cpy);
+    snprintf(cmd, sizeof cmd, "%s index %s --index %s --no-copy 2>&1", mc_test_bin(), r.dir, idx);
+    p = popen(cmd, "r");
+    MC_REQUIRE(p);
+    n = fread(out, 1, sizeof out - 1, p);
+    CHECK_EQ_INT(pclose(p), 0);
+    CHECK(stat(cpy, &st) != 0);
+}
