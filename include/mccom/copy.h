@@ -1,6 +1,6 @@
 /* mccom/copy.h — tier 0 of the cascade: repository copy completion (a cache
  * model). No model runs: the line proposed is one that followed the same
- * lines elsewhere in the file or the repository.
+ * (or, failing that, similar) lines elsewhere in the file or the repository.
  *
  * The copy index is derived from a retrieval index (retr.h) and follows it:
  * it sees the same files (the same walk, the same incremental updates, the
@@ -30,7 +30,8 @@
  *             (agreement);
  *   fuzzy     when nothing matches exactly (and `fuzzy` is set): the lines
  *             that followed the lines most similar to the context — in the
- *             retrieval index's top windows for the last two lines, the lines
+ *             retrieval index's top 16 windows for the words (identifiers and
+ *             numbers of 2+ characters) of the last two lines, the lines
  *             whose term set has Jaccard similarity >= 0.5 with the context
  *             line's; similarity = that + half the same for the line above
  *             (context 0 marks such a candidate);
