@@ -308,6 +308,17 @@ MC_TEST(cascade_copy_candidates_scored_and_picked) {
     CHECK_EQ_STR(s.copy_top, s.text);
     /* a rejection escalates with the SLM's line as the draft (the only other line) */
     CHECK(s.draft_text == NULL);
+    /* confidence routing never escalates a copy line at once, whatever tau */
+    p.routing = true;
+    p.tau = 1.0f;
+    MC_REQUIRE(mc_cascade_set_params(w.c, &p, &err) == 0);
+    mc_suggestion r;
+    MC_REQUIRE(mc_cascade_suggest(w.c, &d, NULL, &r, &err) == 0);
+    CHECK_EQ_INT(r.source, MC_SRC_COPY);
+    CHECK_EQ_INT(r.path, MC_PATH_SLM);
+    CHECK_EQ_INT(r.st.llm_calls, 0);
+    mc_suggestion_fini(&r);
+    p.routing = false;
     p.copy_theta = 1e9f;
     MC_REQUIRE(mc_cascade_set_params(w.c, &p, &err) == 0);
     MC_REQUIRE(mc_cascade_suggest(w.c, &d, NULL, &t, &err) == 0);

@@ -913,11 +913,12 @@ MC_TEST_T(eval_copy_tier_end_to_end, 600) {
                 CHECK(r->slm == NULL && r->copy_p >= 0.5f);
                 CHECK_EQ_INT(r->score.em, 1);
             }
-            if (r->copy_p >= 0 && r->path == MC_PATH_REJECTION)
+            CHECK(r->copy_p <= 0 || r->path != MC_PATH_CONFIDENCE); /* copy lines: not routed */
+            if (r->copy_p > 0 && r->path == MC_PATH_REJECTION)
                 CHECK_EQ_INT(score(t->truth, r->copy).em, 0); /* only a wrong line is rejected */
             break;
         case MC_EVAL_CASCADE_NO_COPY:
-            CHECK(r->copy == NULL && r->copy_p < 0 && r->path != MC_PATH_COPY);
+            CHECK(r->copy == NULL && r->copy_p <= 0 && r->path != MC_PATH_COPY);
             break;
         default:
             break;

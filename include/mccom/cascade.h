@@ -9,7 +9,9 @@
  *              (path "copy": no model runs, the SLM's KV cache is untouched).
  *              Otherwise the proposals are candidates: the SLM scores each
  *              (its log-probability after the same prompt) and the pick rule
- *              (copy_w, copy_theta) chooses between them and its own line.
+ *              (copy_w, copy_theta) chooses between them and its own line. A
+ *              copy line is never escalated by confidence routing (its precision
+ *              was already weighed): it is shown, and a rejection escalates.
  *   suggest:   retrieval round 1 (query: the last retr_query_lines lines above
  *              the cursor's line) → SLM greedy line (healed prompt, stops at the
  *              end of the line) → confidence = mean p of its first n_conf

@@ -126,8 +126,9 @@ typedef struct mc_eval_rec {
     char *slm;           /* the small model's line (slm and cascade modes), or NULL */
     float conf;          /* the confidence of the first suggestion shown, or -1 */
     /* the copy tier (modes with it on): the first suggestion shown was a copy
-     * line (source MC_SRC_COPY) with this calibrated precision, else -1; its
-     * top proposal, whether shown or not (NULL: none) */
+     * line (source MC_SRC_COPY) with this calibrated precision (always > 0),
+     * else <= 0 (-1 as written; 0 in a zeroed record); its top proposal,
+     * whether shown or not (NULL: none) */
     float copy_p;
     char *copy;
     mc_eval_score score; /* of pred against the ground truth */

@@ -761,7 +761,11 @@ int mc_cascade_suggest(mc_cascade *c, const mc_cascade_doc *d, const volatile in
     }
     out->st.ms_copy += ms_copy;
     out->st.ms_total = (mc_time_s() - t0) * 1e3;
-    if (!c->p.routing || !c->llm || out->confidence >= c->p.tau)
+    /* Confidence routing judges the SLM's own line. A copy line was already
+     * judged — by its calibrated precision and the pick rule (copy_theta) —
+     * and the SLM's probability of a line it did not write says little about
+     * it: it is shown, and the user's rejection escalates. */
+    if (!c->p.routing || !c->llm || out->source == MC_SRC_COPY || out->confidence >= c->p.tau)
         return 0;
     /* confidence routing: a hopeless line goes to the LLM at once */
     mc_suggestion up;

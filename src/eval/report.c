@@ -650,7 +650,7 @@ static void section_checks(ctx *c) {
             const mc_eval_rec *s = mc_eval_recs_find(c->rs, r->split, r->task, MC_EVAL_SLM);
             if (!s || s->error)
                 continue;
-            if (!r->slm && r->copy_p >= 0)
+            if (!r->slm && r->copy_p > 0)
                 continue; /* a copy line shown at once: the SLM did not run */
             total++;
             same += r->slm && !strcmp(r->slm, s->pred);
