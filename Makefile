@@ -171,10 +171,12 @@ bench-repos:
 	@scripts/fetch-bench-repos.sh $(BENCH_DIR) $(BENCH_REPOS)
 
 # The fixed subset: the first EVAL_PER_REPO tasks of each of the 8 repositories in each
-# split (line, api, stmt: 240 tasks with 10), every mode, tau calibrated on 4 repositories
-# (biopython, breezy, dask, mne) and reported on the other 4; the simulated user reacts
-# in 500 ms (reported apart from latency). 13 minutes on this 2-core machine with the
-# CPU pair; EVAL_FLAGS=--full runs every task (EVAL_PER_REPO= then). Resumes in EVAL_OUT.
+# split (line, api, stmt: 240 tasks with 10), every mode (the copy tier's copy, slm+copy and
+# cascade-no-copy included), tau calibrated on 4 repositories (biopython, breezy, dask,
+# mne) and reported on the other 4; the simulated user reacts in 500 ms (reported apart
+# from latency). 13 minutes on this 2-core machine with the CPU pair before the copy modes,
+# which add about one small-model pass per task; EVAL_FLAGS=--full runs every task
+# (EVAL_PER_REPO= then), EVAL_FLAGS=--no-copy the modes without tier 0. Resumes in EVAL_OUT.
 EVAL_SLM      ?= models/mccom-cpu-small-q8_0.gguf
 EVAL_LLM      ?= models/mccom-cpu-large-q8_0.gguf
 EVAL_PER_REPO ?= 10

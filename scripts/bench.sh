@@ -16,7 +16,9 @@
 #     and 12 generated, with the file's prefix cached (warm) and not (cold).
 #  5. `mccom serve` under load (bench/serve_load.sh): wrk against /v1/completions on
 #     models/stories260K.gguf with 1, 8 and 32 connections, SERVE_DURATION seconds each.
-#  6. Every other build/release/bench_* program, in turn (new ones join automatically).
+#  6. Every other build/release/bench_* program, in turn (new ones join automatically):
+#     bench_copy, for one, prints the copy tier's proposal latency p50/p95, build time, size
+#     and one-file update time on /usr/lib/python3.11, and its accuracy on the line split.
 # Knobs (environment): BENCH_REPS (3), BENCH_THREADS ("1 2"), BENCH_SIZES ("30m 150m 500m"),
 # BENCH_TYPES ("f16 q8_0 q4_0"), BENCH_COMPLETION_SIZES ("30m 150m"), BENCH_LONG_SIZES
 # ("code 30m 150m"), BENCH_LONG_PP ("512 1024 2048"; empty skips), BENCH_TIMEOUT (600 s

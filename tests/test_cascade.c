@@ -4,6 +4,7 @@
  * Checks: speculative output == plain LLM output, routing by tau, baselines,
  * the session state machine, LLM failures, prompt budgets and caching,
  * healing, multi-line requests. */
+#include "../src/cascade/cascade_internal.h" /* the SLM's context, to see its KV cache */
 #include "mccom/cascade.h"
 #include "mccom/convert.h"
 #include "mccom/gguf.h"
@@ -32,6 +33,7 @@ typedef struct world {
     mc_tok *tok;
     mc_llm *llm;
     mc_retr_index *ix;
+    mc_copy_index *cx; /* the copy tier's index, when world_copy attached one */
     mc_cascade *c;
 } world;
 
@@ -83,8 +85,17 @@ static void world_open(world *w, int llm_kind, const mc_cascade_params *p) {
     MC_REQUIRE(mc_cascade_new(p, w->slm, w->tok, w->llm, w->ix, &cp, &w->c, &err) == 0);
 }
 
+/* Attach a copy index (tier 0) following the world's retrieval index. */
+static void world_copy(world *w) {
+    mc_err err;
+    MC_REQUIRE(mc_copy_new(&w->cx, w->ix, &err) == 0);
+    MC_REQUIRE(mc_copy_sync(w->cx, NULL, &err) == 0);
+    mc_cascade_set_copy(w->c, w->cx);
+}
+
 static void world_close(world *w) {
     mc_cascade_free(w->c);
+    mc_copy_free(w->cx);
     mc_retr_free(w->ix);
     mc_llm_free(w->llm);
     mc_model_free(w->llm_m);
@@ -112,12 +123,18 @@ static const char *docs[] = {
     "Once upon a ti",
 };
 
-static void spec_vs_plain(int llm_kind) {
+/* copy: with the copy tier (never shown at once: its candidates are scored,
+ * picked and become stage-1 drafts; prompt lookup drafts in stage 2). */
+static void spec_vs_plain(int llm_kind, bool copy) {
     mc_cascade_params p = mc_cascade_params_default();
     p.routing = false;
+    p.tau_copy = 2.0f;
+    p.lookup_min = 1; /* so that the random LLM's tokens find earlier occurrences */
     world w;
     world_open(&w, llm_kind, &p);
-    int total_accepted = 0, total_drafted = 0;
+    if (copy)
+        world_copy(&w);
+    int total_accepted = 0, total_drafted = 0, copy_drafts = 0, lookup = 0;
     for (size_t i = 0; i < MC_ARRAY_LEN(docs); i++) {
         for (int lines = 1; lines <= 2; lines++) {
             mc_cascade_doc d = doc_of(docs[i]);
@@ -125,8 +142,9 @@ static void spec_vs_plain(int llm_kind) {
             mc_err err;
             mc_suggestion s, a, b;
             MC_REQUIRE(mc_cascade_suggest(w.c, &d, NULL, &s, &err) == 0);
-            CHECK_EQ_INT(s.source, 0);
+            CHECK_EQ_INT(s.source, copy && s.copy_precision >= 0 ? MC_SRC_COPY : MC_SRC_SLM);
             CHECK_EQ_INT(s.path, MC_PATH_SLM);
+            copy_drafts += s.draft_text != NULL || s.source == MC_SRC_COPY;
             CHECK(s.confidence >= 0.0f && s.confidence <= 1.0f);
             int erc = mc_cascade_escalate(w.c, &d, &s, MC_PATH_REJECTION, NULL, &a, &err);
             CHECK_MSG(erc == 0, "escalate: %s", err.msg);
@@ -144,7 +162,11 @@ static void spec_vs_plain(int llm_kind) {
             CHECK_EQ_INT(b.st.draft_tokens, 0);
             CHECK(a.st.llm_calls >= 1);
             CHECK(a.st.draft_accepted <= a.st.draft_tokens);
-            CHECK(a.st.stage1_accepted <= s.n_slm_ids);
+            CHECK(copy || a.st.stage1_accepted <= s.n_slm_ids);
+            CHECK(a.st.lookup_accepted <= a.st.lookup_tokens);
+            lookup += a.st.lookup_tokens;
+            if (!copy)
+                CHECK_EQ_INT(a.st.lookup_tokens, 0);
             CHECK_EQ_INT(a.st.llm_calls, 1 + a.st.stage2_rounds);
             /* at most n_lines lines */
             int nl = 0;
@@ -158,14 +180,167 @@ static void spec_vs_plain(int llm_kind) {
             mc_suggestion_fini(&b);
         }
     }
-    if (llm_kind == 0) /* the Q8_0 copy agrees with its F32 original most of the time */
+    if (llm_kind == 0 && !copy) /* the Q8_0 copy agrees with its F32 original most of the time */
         CHECK_MSG(total_accepted * 3 > total_drafted, "accepted %d of %d draft tokens",
                   total_accepted, total_drafted);
+    if (copy) {
+        CHECK_MSG(copy_drafts > 0, "no copy candidate was ever a draft");
+        if (llm_kind == 1) /* the random LLM rejects the SLM's drafts: lookup takes over */
+            CHECK_MSG(lookup > 0, "prompt lookup never drafted");
+    }
     world_close(&w);
 }
 
-MC_TEST_T(cascade_speculative_equals_plain_q8_llm, 240) { spec_vs_plain(0); }
-MC_TEST_T(cascade_speculative_equals_plain_random_llm, 240) { spec_vs_plain(1); }
+MC_TEST_T(cascade_speculative_equals_plain_q8_llm, 240) { spec_vs_plain(0, false); }
+MC_TEST_T(cascade_speculative_equals_plain_random_llm, 240) { spec_vs_plain(1, false); }
+MC_TEST_T(cascade_speculative_equals_plain_with_copy_drafts_q8_llm, 240) { spec_vs_plain(0, true); }
+MC_TEST_T(cascade_speculative_equals_plain_with_copy_drafts_random_llm, 240) {
+    spec_vs_plain(1, true);
+}
+
+/* Tier 0 shown at once: no model runs, the SLM's KV cache is exactly as it
+ * was; a rejection escalates (the next candidate or the copy line is the
+ * draft) to the LLM's plain greedy line; the session counts it. */
+MC_TEST(cascade_copy_tier_shown_at_once_runs_no_model) {
+    mc_cascade_params p = mc_cascade_params_default();
+    p.routing = false;
+    p.tau_copy = 0.0f; /* whatever its precision */
+    world w;
+    world_open(&w, 0, &p);
+    world_copy(&w);
+    mc_err err;
+    /* warm the cache with a line the copy tier has nothing for */
+    mc_cascade_doc d0 = doc_of("The sun was shining. Mom said, \"Let's go");
+    mc_suggestion s;
+    MC_REQUIRE(mc_cascade_suggest(w.c, &d0, NULL, &s, &err) == 0);
+    CHECK_EQ_INT(s.source, MC_SRC_SLM);
+    mc_suggestion_fini(&s);
+    int n_past = mc_ctx_n_past(w.c->slm_ctx);
+    MC_REQUIRE(n_past > 0);
+    int32_t *before = malloc((size_t)n_past * sizeof *before);
+    memcpy(before, mc_ctx_tokens(w.c->slm_ctx), (size_t)n_past * sizeof *before);
+
+    mc_cascade_doc d = doc_of("One day, she saw a big, red ball.\n");
+    MC_REQUIRE(mc_cascade_suggest(w.c, &d, NULL, &s, &err) == 0);
+    CHECK_EQ_INT(s.path, MC_PATH_COPY);
+    CHECK_EQ_INT(s.source, MC_SRC_COPY);
+    CHECK_EQ_STR(s.text, "She wanted to play with it, but it was too high.");
+    CHECK_EQ_STR(s.copy_file, "tales.py");
+    CHECK_EQ_INT(s.copy_line, 3);
+    CHECK(s.copy_precision > 0.0f && s.copy_precision < 1.0f);
+    CHECK(s.confidence < 0.0f);
+    CHECK(s.slm_text == NULL);
+    CHECK_EQ_INT(s.st.slm_tokens + s.st.slm_prompt_tokens + s.st.llm_calls, 0);
+    CHECK_EQ_INT(mc_ctx_n_past(w.c->slm_ctx), n_past);
+    CHECK(!memcmp(mc_ctx_tokens(w.c->slm_ctx), before, (size_t)n_past * sizeof *before));
+    free(before);
+
+    /* rejected: the LLM's line, speculative == plain */
+    mc_suggestion a, b;
+    MC_REQUIRE(mc_cascade_escalate(w.c, &d, &s, MC_PATH_REJECTION, NULL, &a, &err) == 0);
+    p.speculative = false;
+    MC_REQUIRE(mc_cascade_set_params(w.c, &p, &err) == 0);
+    MC_REQUIRE(mc_cascade_escalate(w.c, &d, &s, MC_PATH_REJECTION, NULL, &b, &err) == 0);
+    CHECK_EQ_STR(a.text, b.text);
+    CHECK_EQ_INT(a.source, MC_SRC_LLM);
+    CHECK(a.st.draft_tokens > 0); /* the copy line was the stage-1 draft */
+    CHECK_EQ_INT(b.st.draft_tokens, 0);
+    mc_suggestion_fini(&a);
+    mc_suggestion_fini(&b);
+    mc_suggestion_fini(&s);
+
+    /* with --no-copy (the tier off) the same document runs the SLM */
+    p.speculative = true;
+    p.copy = false;
+    MC_REQUIRE(mc_cascade_set_params(w.c, &p, &err) == 0);
+    MC_REQUIRE(mc_cascade_suggest(w.c, &d, NULL, &s, &err) == 0);
+    CHECK_EQ_INT(s.source, MC_SRC_SLM);
+    CHECK(s.st.slm_prompt_tokens > 0);
+    CHECK_EQ_INT(s.st.copy_candidates, 0);
+    mc_suggestion_fini(&s);
+
+    /* in a session: shown, rejected by Esc, escalated on the next request */
+    p.copy = true;
+    MC_REQUIRE(mc_cascade_set_params(w.c, &p, &err) == 0);
+    mc_session *ss = mc_session_new(w.c);
+    const mc_suggestion *sg;
+    MC_REQUIRE(mc_session_request(ss, &d, NULL, &sg, &err) == 0);
+    CHECK_EQ_INT(sg->source, MC_SRC_COPY);
+    /* typing its first characters keeps it, without a model */
+    mc_cascade_doc d2 = doc_of("One day, she saw a big, red ball.\nShe w");
+    MC_REQUIRE(mc_session_request(ss, &d2, NULL, &sg, &err) == 0);
+    CHECK_EQ_STR(sg->text, "anted to play with it, but it was too high.");
+    mc_session_rejected(ss);
+    CHECK(mc_session_pending(ss));
+    MC_REQUIRE(mc_session_request(ss, &d2, NULL, &sg, &err) == 0);
+    CHECK_EQ_INT(sg->source, MC_SRC_LLM);
+    CHECK_EQ_INT(sg->path, MC_PATH_REJECTION);
+    mc_session_stats st;
+    mc_session_get_stats(ss, &st);
+    CHECK_EQ_INT(st.shown_copy, 1);
+    CHECK_EQ_INT(st.escalated_rejection, 1);
+    mc_session_free(ss);
+    world_close(&w);
+}
+
+/* Tier 0 not precise enough: the SLM scores the candidates and, by the
+ * default rule, shows the copy line; its own line stays the round-2 query and
+ * is unchanged by the scoring; copy_theta above every score keeps its line. */
+MC_TEST(cascade_copy_candidates_scored_and_picked) {
+    mc_cascade_params p = mc_cascade_params_default();
+    p.routing = false;
+    p.tau_copy = 2.0f; /* never at once */
+    world w;
+    world_open(&w, 0, &p);
+    mc_err err;
+    mc_cascade_doc d = doc_of("One day, she saw a big, red ball.\n");
+    mc_suggestion plain, s, t;
+    MC_REQUIRE(mc_cascade_suggest(w.c, &d, NULL, &plain, &err) == 0); /* no copy index yet */
+    CHECK_EQ_INT(plain.source, MC_SRC_SLM);
+    world_copy(&w);
+    MC_REQUIRE(mc_cascade_suggest(w.c, &d, NULL, &s, &err) == 0);
+    CHECK_EQ_INT(s.source, MC_SRC_COPY);
+    CHECK_EQ_INT(s.path, MC_PATH_SLM);
+    CHECK_EQ_STR(s.text, "She wanted to play with it, but it was too high.");
+    CHECK_EQ_STR(s.slm_text, plain.text); /* the SLM's own line is unchanged */
+    CHECK(s.st.copy_scored >= 1 && s.st.copy_candidates >= s.st.copy_scored);
+    CHECK(s.confidence >= 0.0f && s.confidence <= 1.0f);
+    CHECK_EQ_STR(s.copy_top, s.text);
+    /* a rejection escalates with the SLM's line as the draft (the only other line) */
+    CHECK(s.draft_text == NULL);
+    /* confidence routing never escalates a copy line at once, whatever tau */
+    p.routing = true;
+    p.tau = 1.0f;
+    MC_REQUIRE(mc_cascade_set_params(w.c, &p, &err) == 0);
+    mc_suggestion r;
+    MC_REQUIRE(mc_cascade_suggest(w.c, &d, NULL, &r, &err) == 0);
+    CHECK_EQ_INT(r.source, MC_SRC_COPY);
+    CHECK_EQ_INT(r.path, MC_PATH_SLM);
+    CHECK_EQ_INT(r.st.llm_calls, 0);
+    mc_suggestion_fini(&r);
+    p.routing = false;
+    p.copy_theta = 1e9f;
+    MC_REQUIRE(mc_cascade_set_params(w.c, &p, &err) == 0);
+    MC_REQUIRE(mc_cascade_suggest(w.c, &d, NULL, &t, &err) == 0);
+    CHECK_EQ_INT(t.source, MC_SRC_SLM);
+    CHECK_EQ_STR(t.text, plain.text);
+    CHECK_NEAR(t.confidence, plain.confidence, 1e-6);
+    CHECK_EQ_STR(t.draft_text, s.text); /* the copy line is the draft of a rejection */
+    /* the copy-only baseline */
+    mc_suggestion o;
+    MC_REQUIRE(mc_cascade_copy_only(w.c, &d, &o, &err) == 0);
+    CHECK_EQ_INT(o.path, MC_PATH_COPY);
+    CHECK_EQ_STR(o.text, s.text);
+    mc_cascade_doc none = doc_of("Nothing like this line is in the repository.\n");
+    mc_suggestion_fini(&o);
+    MC_REQUIRE(mc_cascade_copy_only(w.c, &none, &o, &err) == 0);
+    CHECK_EQ_STR(o.text, "");
+    mc_suggestion_fini(&o);
+    mc_suggestion_fini(&plain);
+    mc_suggestion_fini(&s);
+    mc_suggestion_fini(&t);
+    world_close(&w);
+}
 
 MC_TEST(cascade_routing_follows_tau) {
     mc_cascade_params p = mc_cascade_params_default();

@@ -688,7 +688,8 @@ MC_TEST_T(eval_cli_end_to_end_ci, 600) {
     /* 2. every mode */
     char run_a[2048];
     snprintf(run_a, sizeof run_a, "%s eval --bench %s --repos %s --slm models/stories260K.gguf "
-             "--llm %s --tau 0.05 --rtt-ms 5 --reaction-ms 300 --out %s --report %s %s 2>&1",
+             "--llm %s --tau 0.05 --rtt-ms 5 --reaction-ms 300 --tau-copy 2 --copy-theta 1e9 "
+             "--out %s --report %s %s 2>&1",
              mc_test_bin(), bench, bench_repos(), llm, tmp("all"), tmp("rep/eval.md"), common);
     MC_REQUIRE(mkdir(tmp("rep"), 0755) == 0);
     int rc = run_cmd(run_a, out, sizeof out);
@@ -700,7 +701,10 @@ MC_TEST_T(eval_cli_end_to_end_ci, 600) {
     mc_eval_bench b;
     MC_REQUIRE(mc_eval_bench_load(bench, &b, &err) == 0);
 
-    int n_path[MC_EVAL_N_MODES][4] = {{0}}, n_calls[MC_EVAL_N_MODES] = {0};
+    /* the copy tier runs (its modes, its candidates as drafts) but never shows a line in the
+     * cascade modes here (--tau-copy 2 --copy-theta 1e9): the user sees the small model's
+     * lines, as the derived tasks need; copy_tier_end_to_end checks the tier's own paths */
+    int n_path[MC_EVAL_N_MODES][MC_CASCADE_N_PATHS] = {{0}}, n_calls[MC_EVAL_N_MODES] = {0};
     int spec_same = 0, slm_same = 0, noiter_same = 0, noiter_esc = 0, sweep_same = 0;
     for (int i = 0; i < rs.n; i++) {
         const mc_eval_rec *r = &rs.r[i];
@@ -741,13 +745,14 @@ MC_TEST_T(eval_cli_end_to_end_ci, 600) {
             noiter_same += !strcmp(rag->pred, r->pred);
         }
     }
-    CHECK_EQ_INT(slm_same, 48 * 4);
+    CHECK_EQ_INT(slm_same, 48 * (MC_EVAL_N_MODES - MC_EVAL_CASCADE));
     CHECK_EQ_INT(spec_same, 48);
     CHECK_EQ_INT(sweep_same, 48);
     CHECK_EQ_INT(noiter_same, noiter_esc);
     for (int m = MC_EVAL_CASCADE; m < MC_EVAL_N_MODES; m++) {
         /* per-path counts sum to the total; LLM call rate = 1 - accepted share */
         CHECK_EQ_INT(n_path[m][0] + n_path[m][1] + n_path[m][2], 48);
+        CHECK_EQ_INT(n_path[m][MC_PATH_COPY], 0);
         CHECK_EQ_INT(n_calls[m], 48 - n_path[m][MC_PATH_SLM]);
     }
     /* the derived tasks were accepted where the router let the user see them */
@@ -769,6 +774,10 @@ MC_TEST_T(eval_cli_end_to_end_ci, 600) {
     CHECK_MSG(strstr(md, "FAILED") == NULL, "a consistency check failed:\n%s", strstr(md, "FAILED"));
     CHECK(file_starts_with(tmp("rep/eval/latency-em.png"), "\x89PNG", 4));
     CHECK(file_starts_with(tmp("rep/eval/tau-sweep.png"), "\x89PNG", 4));
+
+    /* the copy modes ran no model beyond the small one and never called the LLM */
+    CHECK_EQ_INT(n_path[MC_EVAL_COPY][MC_PATH_COPY], 48);
+    CHECK_EQ_INT(n_calls[MC_EVAL_COPY] + n_calls[MC_EVAL_SLM_COPY], 0);
 
     /* 3. resume: nothing left to run, nothing added; a torn line is repaired */
     FILE *f = fopen(rp, "a");
@@ -807,7 +816,7 @@ MC_TEST_T(eval_cli_end_to_end_ci, 600) {
 
     /* 5. no large model: the cascade is the small model */
     snprintf(cmd, sizeof cmd, "%s eval --bench %s --repos %s --slm models/stories260K.gguf "
-             "--modes slm,cascade --tau 0.05 --out %s %s 2>&1", mc_test_bin(), bench, bench_repos(),
+             "--modes slm,cascade --no-copy --tau 0.05 --out %s %s 2>&1", mc_test_bin(), bench, bench_repos(),
              tmp("nollm"), common);
     CHECK_EQ_INT(run_cmd(cmd, out, sizeof out), 0);
     mc_eval_recs nl;
@@ -840,6 +849,92 @@ MC_TEST_T(eval_cli_end_to_end_ci, 600) {
              "--modes slm --out %s 2>&1", mc_test_bin(), bench, tmp("nowhere"), tmp("bad2"));
     CHECK_EQ_INT(run_cmd(cmd, out, sizeof out), 1);
     CHECK_MSG(strstr(out, "is missing") != NULL, "%s", out);
+    mc_eval_recs_fini(&rs);
+    mc_eval_bench_fini(&b);
+}
+
+/* The copy tier end to end on the real ci tasks: `copy` runs no model, `slm+copy`
+ * shows the copy line wherever there is one (the default pick rule) and is
+ * never worse than `copy`, the cascade shows precise copy lines at once without
+ * a model or an LLM call, `cascade-no-copy` has no trace of the tier, and the
+ * report's checks hold. */
+MC_TEST_T(eval_copy_tier_end_to_end, 600) {
+    require_repos();
+    mc_err err;
+    static char out[1 << 16];
+    char cmd[4096], llm[512];
+    snprintf(llm, sizeof llm, "%s", tmp("llm-q8.gguf"));
+    MC_REQUIRE(mc_quantize_file("models/stories260K.gguf", llm, MC_TYPE_Q8_0, NULL, NULL, &err) == 0);
+    MC_REQUIRE(mkdir(tmp("rep"), 0755) == 0);
+    snprintf(cmd, sizeof cmd, "%s eval --bench %s --repos %s --slm models/stories260K.gguf --llm %s "
+             "--modes copy,slm+copy,slm,cascade,cascade-no-copy --tau 0.05 --out %s --report %s "
+             "--ctx 512 --prompt-tokens 192 -t 1 -q 2>&1",
+             mc_test_bin(), mc_test_shared("bench/ci.jsonl"), bench_repos(), llm, tmp("copy"),
+             tmp("rep/copy.md"));
+    int rc = run_cmd(cmd, out, sizeof out);
+    CHECK_MSG(rc == 0, "mccom eval failed (%d): %s", rc, out);
+    mc_eval_recs rs;
+    char rp[1024];
+    snprintf(rp, sizeof rp, "%s/records.jsonl", tmp("copy"));
+    MC_REQUIRE(mc_eval_recs_load(rp, &rs, &err) == 0);
+    CHECK_EQ_INT(rs.n, 48 * 5);
+    mc_eval_bench b;
+    MC_REQUIRE(mc_eval_bench_load(mc_test_shared("bench/ci.jsonl"), &b, &err) == 0);
+    int em_copy = 0, em_slm_copy = 0, n_prop = 0, n_copy_path = 0;
+    for (int i = 0; i < rs.n; i++) {
+        const mc_eval_rec *r = &rs.r[i];
+        const mc_eval_task *t = find_task(&b, r->task);
+        MC_REQUIRE(t);
+        CHECK_MSG(!r->error, "%s %s: %s", r->task, mc_eval_mode_name(r->mode), r->error);
+        const mc_eval_rec *cp = mc_eval_recs_find(&rs, "ci", r->task, MC_EVAL_COPY);
+        const mc_eval_rec *sl = mc_eval_recs_find(&rs, "ci", r->task, MC_EVAL_SLM);
+        MC_REQUIRE(cp && sl);
+        switch (r->mode) {
+        case MC_EVAL_COPY:
+            CHECK_EQ_INT(r->path, MC_PATH_COPY);
+            CHECK_EQ_INT(r->calls, 0);
+            CHECK(r->slm == NULL);
+            CHECK_EQ_STR(r->pred, r->copy ? r->copy : "");
+            CHECK((r->copy != NULL) == (r->copy_p > 0));
+            em_copy += r->score.em;
+            n_prop += r->copy != NULL;
+            break;
+        case MC_EVAL_SLM_COPY:
+            CHECK_EQ_INT(r->calls, 0);
+            /* the copy line wherever the tier has one, else the small model's */
+            CHECK_EQ_STR(r->pred, cp->copy ? cp->copy : sl->pred);
+            CHECK((r->path == MC_PATH_COPY) == (cp->copy_p >= 0.5f));
+            em_slm_copy += r->score.em;
+            break;
+        case MC_EVAL_CASCADE:
+            if (r->path == MC_PATH_COPY) { /* shown at once and accepted: no model at all */
+                n_copy_path++;
+                CHECK_EQ_INT(r->calls, 0);
+                CHECK(r->slm == NULL && r->copy_p >= 0.5f);
+                CHECK_EQ_INT(r->score.em, 1);
+            }
+            CHECK(r->copy_p <= 0 || r->path != MC_PATH_CONFIDENCE); /* copy lines: not routed */
+            if (r->copy_p > 0 && r->path == MC_PATH_REJECTION)
+                CHECK_EQ_INT(score(t->truth, r->copy).em, 0); /* only a wrong line is rejected */
+            break;
+        case MC_EVAL_CASCADE_NO_COPY:
+            CHECK(r->copy == NULL && r->copy_p <= 0 && r->path != MC_PATH_COPY);
+            break;
+        default:
+            break;
+        }
+    }
+    CHECK(n_prop > 0);
+    CHECK(em_copy > 0); /* the tier is right somewhere even on 48 tasks */
+    CHECK_MSG(em_slm_copy >= em_copy, "slm+copy %d < copy %d", em_slm_copy, em_copy);
+    char *md = slurp(tmp("rep/copy.md"));
+    MC_REQUIRE(md);
+    CHECK(strstr(md, "## The copy tier") != NULL);
+    CHECK(strstr(md, "| τ_copy |") != NULL);
+    CHECK(strstr(md, "**Pick rule**") != NULL);
+    CHECK_MSG(strstr(md, "FAILED") == NULL, "a consistency check failed:\n%s", strstr(md, "FAILED"));
+    free(md);
+    (void)n_copy_path;
     mc_eval_recs_fini(&rs);
     mc_eval_bench_fini(&b);
 }

@@ -283,8 +283,10 @@ typedef struct local {
     mc_tok *tok;
     mc_llm *llm;
     mc_retr_index *ix;
+    mc_copy_index *cx; /* the copy tier, as the server has it with an index */
     mc_cascade *c;
     mc_session *s;
+    int last_source;   /* of the last local_suggest */
 } local;
 
 static void local_open(local *L, const char *llm, const char *root, float tau, int max_line) {
@@ -308,6 +310,10 @@ static void local_open(local *L, const char *llm, const char *root, float tau, i
     if (max_line > 0)
         p.max_line_tokens = max_line;
     MC_REQUIRE(mc_cascade_new(&p, L->slm, L->tok, L->llm, L->ix, &cp, &L->c, &err) == 0);
+    if (L->ix) { /* the cascade syncs it with the index before each request */
+        MC_REQUIRE(mc_copy_new(&L->cx, L->ix, &err) == 0);
+        mc_cascade_set_copy(L->c, L->cx);
+    }
     L->s = mc_session_new(L->c);
     MC_REQUIRE(L->s);
 }
@@ -315,6 +321,7 @@ static void local_open(local *L, const char *llm, const char *root, float tau, i
 static void local_close(local *L) {
     mc_session_free(L->s);
     mc_cascade_free(L->c);
+    mc_copy_free(L->cx);
     mc_retr_free(L->ix);
     mc_llm_free(L->llm);
     mc_model_free(L->llm_m);
@@ -331,6 +338,7 @@ static char *local_suggest(local *L, const char *path, const char *text, size_t 
     int rc = mc_session_request(L->s, &d, NULL, &sug, &err);
     CHECK_MSG(rc == 0, "in-process cascade: %s", err.msg);
     MC_REQUIRE(rc == 0);
+    L->last_source = sug->source;
     size_t n = mc__lsp_utf8_valid_prefix(sug->text, sug->len);
     char *r = malloc(n + 1);
     memcpy(r, sug->text, n);
@@ -860,6 +868,7 @@ MC_TEST(lsp_completion_equals_cascade_with_index_progress) {
     local L;
     local_open(&L, NULL, root, 0.0f, 0);
     const int at[][2] = {{30, 8}, {60, 8}, {200, 8}, {200, 10}};
+    int n_copy = 0;
     for (size_t i = 0; i < MC_ARRAY_LEN(at); i++) {
         json_int_t id = complete_req(&s, uri, at[i][0], at[i][1], 2);
         json_t *r = wait_response(&s, id, 30000);
@@ -870,9 +879,17 @@ MC_TEST(lsp_completion_equals_cascade_with_index_progress) {
         json_t *range = json_object_get(first_item(r), "range");
         CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(range, "start"), "line")), at[i][0]);
         CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(range, "end"), "character")), at[i][1]);
-        CHECK_EQ_STR(mc__json_str(item_mccom(r), "source"), "slm");
+        CHECK_EQ_STR(mc__json_str(item_mccom(r), "source"),
+                     L.last_source == MC_SRC_COPY ? "copy" : "slm");
+        if (L.last_source == MC_SRC_COPY) { /* a copy line says where it came from */
+            json_t *from = json_object_get(item_mccom(r), "copiedFrom");
+            CHECK(json_is_object(from) && mc__json_str(from, "file"));
+            CHECK(json_is_number(json_object_get(item_mccom(r), "precision")));
+            n_copy++;
+        }
         free(want);
     }
+    CHECK(n_copy > 0); /* decoder.py repeats itself: the copy tier answers somewhere */
     local_close(&L);
     shutdown_exit(&s, 0);
     srv_stop(&s);

@@ -2,6 +2,16 @@
  * first, the large model (LLM) only when the small one is unsure or rejected,
  * and then it starts from the small model's work.
  *
+ *   tier 0:    the copy tier (copy.h, when a copy index is set and `copy` is
+ *              on): the lines that followed the lines above the cursor
+ *              elsewhere in the file or repository. A top proposal whose
+ *              calibrated precision is at least tau_copy is shown at once
+ *              (path "copy": no model runs, the SLM's KV cache is untouched).
+ *              Otherwise the proposals are candidates: the SLM scores each
+ *              (its log-probability after the same prompt) and the pick rule
+ *              (copy_w, copy_theta) chooses between them and its own line. A
+ *              copy line is never escalated by confidence routing (its precision
+ *              was already weighed): it is shown, and a rejection escalates.
  *   suggest:   retrieval round 1 (query: the last retr_query_lines lines above
  *              the cursor's line) → SLM greedy line (healed prompt, stops at the
  *              end of the line) → confidence = mean p of its first n_conf
@@ -12,7 +22,11 @@
  *              pass (longest agreeing prefix kept, plus the LLM's own next
  *              token); stage 2, while the line is unfinished, the SLM drafts
  *              draft_k tokens after what the LLM has so far and the LLM verifies
- *              them, repeating. The LLM's line equals its plain greedy line for
+ *              them, repeating; when a round's draft was mostly rejected, the
+ *              next draft may come from prompt lookup (mc_copy_lookup) instead.
+ *              The stage-1 draft is the most likely local line the user did not
+ *              reject: the SLM's line or a copy candidate (by the SLM's
+ *              log-probability). The LLM's line equals its plain greedy line for
  *              the same prompt (gen.h); only the latency differs.
  *   sessions:  per document, the user-action state machine of docs/cascade.md:
  *              a shown suggestion survives typing that matches it
@@ -30,7 +44,8 @@
  *
  * Threads: a cascade and its sessions are used by one thread at a time (the
  * caller serializes requests, and updates the retrieval index only between
- * them); a cancel flag may be set from any thread.
+ * them; the cascade syncs the copy index with it at the start of a request);
+ * a cancel flag may be set from any thread.
  *
  * Not here: transport (llm.h, remote.h), editor protocol (lsp), scoring (eval).
  */
@@ -38,6 +53,7 @@
 #define MCCOM_CASCADE_H
 
 #include "mccom/common.h"
+#include "mccom/copy.h"
 #include "mccom/llm.h"
 #include "mccom/model.h"
 #include "mccom/retr.h"
@@ -67,6 +83,22 @@ typedef struct mc_cascade_params {
     int retr_query_lines;  /* lines of the round-1 query (20) */
     mc_retr_sim sim;       /* JACCARD, RepoCoder's */
     bool heal;             /* token healing at the cursor (true) */
+    /* tier 0: repository copy completion (copy.h) */
+    bool copy;             /* the copy tier at all (true; it needs a copy index) */
+    float tau_copy;        /* show the top copy proposal at once, no model, when its calibrated
+                              precision is at least this (0.5; > 1: never) */
+    int copy_k;            /* copy candidates the SLM scores (4) */
+    float copy_w;          /* pick rule: a candidate's score is logit(precision) + copy_w ·
+                              (its mean SLM log-probability per token - that of the SLM's own
+                              line); the best candidate ... (0: the copy order stands) */
+    float copy_theta;      /* ... replaces the SLM's line when its score is at least this
+                              (-1e9: always). Calibrated on the calibration repositories
+                              (docs/eval.md) */
+    bool copy_below;       /* the document's text below the cursor may be copied (true: an
+                              editor's buffer; the evaluation's documents end at the cursor) */
+    int lookup_min;        /* prompt-lookup drafts need a match of at least this many of the
+                              last tokens, 1..4 (2: a one-token match is mostly noise, and a
+                              rejected draft costs an LLM call) */
 } mc_cascade_params;
 
 mc_cascade_params mc_cascade_params_default(void);
@@ -89,22 +121,34 @@ typedef enum mc_cascade_path {
     MC_PATH_CONFIDENCE = 1, /* escalated at once: the SLM's confidence was below tau */
     MC_PATH_REJECTION = 2,  /* escalated after the user rejected the SLM's line (or re-asked) */
     MC_PATH_LLM = 3,        /* the large model alone (evaluation baselines) */
+    MC_PATH_COPY = 4,       /* the copy tier's proposal, shown at once: no model ran */
 } mc_cascade_path;
 
-const char *mc_cascade_path_name(int path); /* "slm", "confidence", "rejection", "llm" */
+#define MC_CASCADE_N_PATHS 5
+
+/* "slm", "confidence", "rejection", "llm", "copy" */
+const char *mc_cascade_path_name(int path);
+
+/* Where the text of a suggestion came from (mc_suggestion.source). */
+enum { MC_SRC_SLM = 0, MC_SRC_LLM = 1, MC_SRC_COPY = 2 };
 
 /* What one request cost: times in milliseconds, counts in tokens. */
 typedef struct mc_cascade_stats {
     double ms_retr1, ms_slm, ms_retr2, ms_llm; /* ms_llm: every LLM call, network included, plus
                                                   the SLM's stage-2 drafting */
     double ms_llm_server;     /* model time the LLM tier reported */
+    double ms_copy;           /* the copy tier's proposal (and sync) */
     double ms_total;          /* the whole request */
+    int copy_candidates;      /* copy proposals considered (0: none, or the tier is off) */
+    int copy_scored;          /* of which the SLM scored */
     int slm_prompt_tokens, slm_reused, slm_tokens;
     int llm_calls, llm_prompt_tokens, llm_tokens;
     int draft_tokens;         /* offered to the LLM, both stages */
     int draft_accepted;       /* of which accepted */
     int stage1_accepted;      /* SLM line tokens the LLM accepted in stage 1 */
     int stage2_rounds;
+    int lookup_tokens;        /* stage-2 draft tokens that came from prompt lookup (copy.h) */
+    int lookup_accepted;      /* of which accepted */
     int retr1_windows, retr2_windows; /* windows placed in the prompts */
     bool llm_failed;          /* an escalation failed: the SLM's line stands */
     bool unverified;          /* the LLM tier could not verify drafts (plain completion) */
@@ -116,15 +160,27 @@ typedef struct mc_suggestion {
     char *text;               /* the rest of the line after the cursor (n_lines lines: with
                                  '\n' between them); NUL-terminated, owned */
     size_t len;
-    int source;               /* 0: SLM, 1: LLM */
+    int source;               /* MC_SRC_SLM, MC_SRC_LLM or MC_SRC_COPY (a copy proposal, shown
+                                 at once or picked over the SLM's own line) */
     int path;                 /* enum mc_cascade_path */
-    float confidence;         /* the SLM's confidence, or -1 when the SLM did not run */
+    float confidence;         /* the SLM's confidence in the shown line (mean p of its first
+                                 n_conf tokens; for a picked copy line, of that line), or -1
+                                 when the SLM did not run */
+    /* the copy line shown (source MC_SRC_COPY), for the account; else precision -1 */
+    float copy_precision;     /* its calibrated precision (copy.h) */
+    int copy_context;         /* lines of context it matched */
+    char copy_file[256];      /* where it was copied from, and its 0-based line */
+    int copy_line;
     mc_cascade_stats st;
     /* For a later escalation of an SLM line: the SLM's tokens and the cursor's
      * line text before the cursor. Owned. */
     int32_t *slm_ids;
     int n_slm_ids;
-    char *slm_text;           /* the SLM's line (== text when source is the SLM) */
+    char *slm_text;           /* the SLM's line (== text when source is the SLM); NULL when
+                                 the SLM did not run (path copy) */
+    char *draft_text;         /* the stage-1 draft of an escalation when it is not the SLM's
+                                 line (a copy candidate or the copy line shown), or NULL; owned */
+    char *copy_top;           /* the top copy proposal (whether shown or not), or NULL; owned */
 } mc_suggestion;
 
 void mc_suggestion_fini(mc_suggestion *s);
@@ -145,6 +201,9 @@ const mc_cascade_params *mc_cascade_get_params(const mc_cascade *c);
 /* Swap the LLM tier or the index (borrowed; NULL removes). */
 void mc_cascade_set_llm(mc_cascade *c, mc_llm *llm);
 void mc_cascade_set_index(mc_cascade *c, mc_retr_index *ix);
+/* The copy index of tier 0 (borrowed; NULL removes the tier). It must follow
+ * the cascade's retrieval index; the cascade syncs it before each request. */
+void mc_cascade_set_copy(mc_cascade *c, mc_copy_index *cx);
 
 /* The SLM's suggestion at the cursor, with confidence routing. On success
  * `out` is filled (caller calls mc_suggestion_fini). MC_ECANCELED when the
@@ -153,8 +212,9 @@ int mc_cascade_suggest(mc_cascade *c, const mc_cascade_doc *d, const volatile in
                        mc_suggestion *out, mc_err *err);
 
 /* Escalate: the LLM's line for the same document and cursor, starting from
- * `prev` (an SLM suggestion from mc_cascade_suggest for this cursor; its
- * slm_ids are the stage-1 draft and its line joins the round-2 query). `path`
+ * `prev` (a local suggestion from mc_cascade_suggest for this cursor: its
+ * draft_text, else its slm_ids, is the stage-1 draft; its SLM line, else its
+ * copy line, joins the round-2 query). `path`
  * is what is recorded (MC_PATH_REJECTION, or MC_PATH_CONFIDENCE). Without an
  * available LLM: MC_ENET / MC_EUNSUPPORTED and out zeroed. */
 int mc_cascade_escalate(mc_cascade *c, const mc_cascade_doc *d, const mc_suggestion *prev,
@@ -178,6 +238,12 @@ int mc_cascade_prompt_text(const mc_cascade_params *p, const mc_tok *tok, const 
                            const mc_cascade_doc *d, int budget, char **block, size_t *block_len,
                            size_t *above_start, mc_err *err);
 
+/* The copy tier alone (the evaluation's `copy` mode): the top copy proposal
+ * for the cursor, path MC_PATH_COPY, source MC_SRC_COPY, whatever its
+ * precision; an empty text when there is none. No model runs. MC_EUNSUPPORTED
+ * without a copy index. */
+int mc_cascade_copy_only(mc_cascade *c, const mc_cascade_doc *d, mc_suggestion *out, mc_err *err);
+
 /* ---- sessions: the user-action state machine (docs/cascade.md) ------------ */
 
 typedef struct mc_session mc_session;
@@ -185,8 +251,8 @@ typedef struct mc_session mc_session;
 typedef struct mc_session_stats {
     int64_t requests;       /* suggestion requests */
     int64_t reused;         /* answered from a live suggestion (type-through) */
-    int64_t shown_slm, shown_llm;
-    int64_t accepted_slm, accepted_llm;
+    int64_t shown_slm, shown_llm, shown_copy;       /* by source */
+    int64_t accepted_slm, accepted_llm, accepted_copy;
     int64_t typed_through;  /* keystrokes that matched a shown suggestion */
     int64_t rejected;       /* diverging keystrokes, Esc, re-asks */
     int64_t escalated_confidence, escalated_rejection;

@@ -93,10 +93,13 @@ void mc_eval_bench_select(mc_eval_bench *b, int per_repo, int limit);
     X(MC_EVAL_LLM, "llm")                               /* large model, in-file context */ \
     X(MC_EVAL_LLM_RAG, "llm+rag")                       /* one retrieval round */ \
     X(MC_EVAL_LLM_ITER, "llm+iter")                     /* RepoCoder's two rounds */ \
-    X(MC_EVAL_CASCADE, "cascade")                       /* MCCom */ \
+    X(MC_EVAL_COPY, "copy")                             /* the copy tier alone, no model */ \
+    X(MC_EVAL_SLM_COPY, "slm+copy")                     /* copy tier, then the SLM, no LLM */ \
+    X(MC_EVAL_CASCADE, "cascade")                       /* MCCom with the copy tier */ \
     X(MC_EVAL_CASCADE_NO_ROUTING, "cascade-no-routing") /* + the calibration data */ \
     X(MC_EVAL_CASCADE_NO_SPEC, "cascade-no-spec")                                   \
-    X(MC_EVAL_CASCADE_NO_ITER, "cascade-no-iter")
+    X(MC_EVAL_CASCADE_NO_ITER, "cascade-no-iter")                                   \
+    X(MC_EVAL_CASCADE_NO_COPY, "cascade-no-copy")       /* MCCom without tier 0 */
 
 enum mc_eval_mode {
 #define MC__EVAL_ENUM(name, str) name,
@@ -109,6 +112,8 @@ const char *mc_eval_mode_name(int mode);
 int mc_eval_mode_parse(const char *s); /* the mode, or MC_EINVAL */
 bool mc_eval_mode_cascade(int mode);   /* a cascade mode (driven by the simulated user) */
 bool mc_eval_mode_needs_llm(int mode); /* llm, llm+rag, llm+iter */
+bool mc_eval_mode_copy(int mode);      /* the copy tier is on (copy, slm+copy, and the cascade
+                                          modes but cascade-no-copy) */
 
 /* One task in one mode. Times in milliseconds of the eval clock. */
 typedef struct mc_eval_rec {
@@ -119,7 +124,13 @@ typedef struct mc_eval_rec {
     int path;            /* mc_cascade_path of the final suggestion */
     char *pred;          /* the final suggestion */
     char *slm;           /* the small model's line (slm and cascade modes), or NULL */
-    float conf;          /* its confidence, or -1 */
+    float conf;          /* the confidence of the first suggestion shown, or -1 */
+    /* the copy tier (modes with it on): the first suggestion shown was a copy
+     * line (source MC_SRC_COPY) with this calibrated precision (always > 0),
+     * else <= 0 (-1 as written; 0 in a zeroed record); its top proposal,
+     * whether shown or not (NULL: none) */
+    float copy_p;
+    char *copy;
     mc_eval_score score; /* of pred against the ground truth */
     double ms_first;     /* request until the first suggestion was shown */
     double ms_second;    /* rejection until the escalated suggestion was shown (0: none) */
@@ -173,6 +184,8 @@ typedef struct mc_eval_setup {
     mc_model *llm_model;      /* in-process large model (borrowed; each mode gets its own context), or */
     mc_llm *llm;              /* a shared large-model tier (borrowed, e.g. remote), or neither */
     mc_ctx_params slm_ctx, llm_ctx;
+    /* copy modes need mc_eval_runner_set_index's index to have a copy index:
+     * the runner builds one per index it is given (following it) */
     mc_cascade_params params; /* the base parameters of every mode (tau, budgets, ...) */
     mc_eval_clock clock;      /* now_ms NULL: the monotonic clock */
 } mc_eval_setup;
@@ -206,7 +219,8 @@ double mc_eval_latency(const mc_eval_rec *r, double rtt_ms);
  * have made). Returns false when the record cannot say (an error, or an
  * escalation failed). */
 typedef struct mc_eval_outcome {
-    int path;            /* MC_PATH_SLM, _CONFIDENCE or _REJECTION */
+    int path;            /* MC_PATH_SLM, _CONFIDENCE, _REJECTION, or _COPY (shown at once
+                            by the copy tier: no threshold changes it) */
     const char *pred;    /* points into the record */
     mc_eval_score score;
     double latency;      /* ms, with rtt */
@@ -221,7 +235,8 @@ typedef struct mc_eval_agg {
     double em, es, fuzz;                 /* means; es, fuzz in [0,1] */
     double lat_mean, lat_p50, lat_p95;   /* ms, with rtt; percentiles interpolate linearly */
     double react_mean;                   /* ms of user reaction per task (rejections x reaction) */
-    int n_path[4];                       /* by mc_cascade_path */
+    int n_path[MC_CASCADE_N_PATHS];      /* by mc_cascade_path */
+    int n_copy, n_copy_ok;               /* first suggestions that were copy lines, and right */
     int n_llm;                           /* tasks with at least one LLM call */
     double calls, prompt_tokens, gen_tokens; /* per task */
     long draft_tokens, draft_accepted, stage1_accepted, stage2_rounds;
@@ -239,7 +254,7 @@ typedef struct mc_eval_sweep_pt {
     double usage;        /* share of tasks that call the large model */
     double lat_mean, lat_p95;
     double time_mean;    /* mean latency + reaction (what the user waits) */
-    int n_path[3];
+    int n_path[MC_CASCADE_N_PATHS];
 } mc_eval_sweep_pt;
 
 int mc_eval_sweep_at(const mc_eval_rec *const *cal, int n, double tau, double rtt_ms,

@@ -109,6 +109,10 @@ typedef struct mc_lsp_params {
     const char *llm_log;        /* JSON Lines log of what each escalation sent (NULL: none) */
     float tau;                  /* confidence threshold (the cascade's default 0.5) */
     bool retrieval;             /* repository retrieval (true) */
+    bool copy;                  /* tier 0, repository copy completion (true; needs retrieval's
+                                   index, which it follows) */
+    float tau_copy;             /* show a copy line at once, no model, from this calibrated
+                                   precision (the cascade's default 0.5) */
     int debounce_ms;            /* wait before running a model for a request (0) */
     int max_line_tokens;        /* 0: the cascade's default */
     int n_threads;              /* model threads, 0: all cores */
@@ -123,7 +127,7 @@ typedef struct mc_lsp_params {
     const char *version;        /* serverInfo.version */
 } mc_lsp_params;
 
-/* Defaults: no models, tau of the cascade, retrieval on, no debounce, 64 MiB
+/* Defaults: no models, tau of the cascade, retrieval and the copy tier on, no debounce, 64 MiB
  * messages, files loaded, info-level log on stderr. */
 mc_lsp_params mc_lsp_params_default(void);
 

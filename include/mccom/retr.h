@@ -159,6 +159,37 @@ typedef struct mc_retr_stats {
 void mc_retr_get_stats(const mc_retr_index *ix, mc_retr_stats *st);
 const char *mc_retr_root(const mc_retr_index *ix);
 
+/* Read access to the indexed files, for indexes derived from this one (the
+ * copy index, copy.h). Every pointer is a view into the index, valid until its
+ * next update. */
+typedef struct mc_retr_file {
+    const char *path;         /* root-relative, '/'-separated */
+    const char *text;         /* the content (NUL-terminated; len bytes) */
+    size_t len;
+    uint64_t hash;            /* 64-bit content hash (change detection, not cryptographic) */
+    int n_lines;              /* lines as the windows count them */
+    const uint32_t *line_off; /* (n_lines + 1): line i is text[line_off[i], line_off[i+1])
+                                 with its '\n' */
+    const uint32_t *tok;      /* the term ids of every line, line by line: line i's are */
+    const uint32_t *tok_off;  /* tok[tok_off[i] .. tok_off[i+1]) ((n_lines + 1) offsets) */
+} mc_retr_file;
+
+/* Files are numbered 0..mc_retr_n_files()-1 in path order (bytewise). */
+int mc_retr_n_files(const mc_retr_index *ix);
+/* File i into *out; MC_ERANGE (out zeroed) when i is out of range. */
+int mc_retr_file_at(const mc_retr_index *ix, int i, mc_retr_file *out);
+/* The file with this root-relative path; MC_ENOTFOUND (out zeroed) if it is not indexed. */
+int mc_retr_file_get(const mc_retr_index *ix, const char *relpath, mc_retr_file *out);
+/* Term ids of s[0..n) with the index's own tokenizer (as its lines were
+ * tokenized): writes up to cap ids, returns how many the text has (may
+ * exceed cap), or a negative code. */
+int mc_retr_tokenize(const mc_retr_index *ix, const char *s, size_t n, uint32_t *ids, int cap);
+
+/* A counter that changes whenever a file is added, removed or changes content
+ * (loads and clears included), and only then: equal values mean the same
+ * files with the same texts. */
+uint64_t mc_retr_generation(const mc_retr_index *ix);
+
 /* One query. `text` is the query (see mc_retr_query_text). `file` is the path
  * of the query's own file relative to the root (or NULL), `cursor_line` the
  * 0-based line of the cursor in it (the leakage filter). */

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const path_names[] = {"slm", "confidence", "rejection", "llm"};
+static const char *const path_names[] = {"slm", "confidence", "rejection", "llm", "copy"};
 
 const char *mc_cascade_path_name(int path) {
     if (path < 0 || path >= (int)MC_ARRAY_LEN(path_names))
@@ -35,6 +35,13 @@ mc_cascade_params mc_cascade_params_default(void) {
     p.retr_query_lines = 20;
     p.sim = MC_RETR_JACCARD;
     p.heal = true;
+    p.copy = true;
+    p.tau_copy = 0.5f;
+    p.copy_k = 4;
+    p.copy_w = 0.0f;
+    p.copy_theta = -1e9f;
+    p.copy_below = true;
+    p.lookup_min = 2;
     return p;
 }
 
@@ -43,11 +50,15 @@ static int check_params(const mc_cascade_params *p, mc_err *err) {
         p->draft_k > 64 || p->max_line_tokens < 1 || p->max_line_tokens > 1024 ||
         p->slm_prompt_tokens < 0 || p->llm_prompt_tokens < 0 || p->retr_tokens < 0 ||
         p->retr_k < 1 || p->retr_query_lines < 1 ||
-        (p->sim != MC_RETR_JACCARD && p->sim != MC_RETR_BM25))
+        (p->sim != MC_RETR_JACCARD && p->sim != MC_RETR_BM25) || !(p->tau_copy >= 0.0f) ||
+        p->copy_k < 1 || p->copy_k > 16 || !(p->copy_w >= 0.0f) || p->copy_theta != p->copy_theta ||
+        p->lookup_min < 1 || p->lookup_min > 4)
         return mc_err_set(err, MC_EINVAL, -1,
                           "bad cascade parameters (tau %g in [0,1], n_conf %d >= 1, draft_k %d in 1..64, "
-                          "max_line_tokens %d in 1..1024, budgets >= 0, retr_k %d >= 1)",
-                          (double)p->tau, p->n_conf, p->draft_k, p->max_line_tokens, p->retr_k);
+                          "max_line_tokens %d in 1..1024, budgets >= 0, retr_k %d >= 1, tau_copy >= 0, "
+                          "copy_k %d in 1..16, copy_w >= 0)",
+                          (double)p->tau, p->n_conf, p->draft_k, p->max_line_tokens, p->retr_k,
+                          p->copy_k);
     return 0;
 }
 
@@ -57,6 +68,8 @@ void mc_suggestion_fini(mc_suggestion *s) {
     free(s->text);
     free(s->slm_ids);
     free(s->slm_text);
+    free(s->draft_text);
+    free(s->copy_top);
     memset(s, 0, sizeof *s);
 }
 
@@ -109,6 +122,7 @@ int mc_cascade_set_params(mc_cascade *c, const mc_cascade_params *p, mc_err *err
 const mc_cascade_params *mc_cascade_get_params(const mc_cascade *c) { return &c->p; }
 void mc_cascade_set_llm(mc_cascade *c, mc_llm *llm) { c->llm = llm; }
 void mc_cascade_set_index(mc_cascade *c, mc_retr_index *ix) { c->ix = ix; }
+void mc_cascade_set_copy(mc_cascade *c, mc_copy_index *cx) { c->cx = cx; }
 
 static int lines_of(const mc_cascade_doc *d) { return d->n_lines > 1 ? d->n_lines : 1; }
 
@@ -235,9 +249,10 @@ static int remember_prompt(mc_cascade *c, uint64_t id, const mc__prompt *pr) {
     return 0;
 }
 
-/* The SLM's line: prompt (round-1 retrieval) and greedy generation. */
-static int run_slm(mc_cascade *c, const mc_cascade_doc *d, const volatile int *cancel,
-                   mc_suggestion *out, mc_err *err) {
+/* The SLM's line: prompt (round-1 retrieval) and greedy generation; with
+ * copy candidates `cr`, their scores and the pick between them and it. */
+static int run_slm(mc_cascade *c, const mc_cascade_doc *d, const mc_copy_result *cr,
+                   const volatile int *cancel, mc_suggestion *out, mc_err *err) {
     mc__prompt pr;
     int rc = mc__prompt_build(c, d, slm_budget(c, lines_of(d)), 1, NULL, 0, &pr, err);
     if (rc != 0)
@@ -267,12 +282,12 @@ static int run_slm(mc_cascade *c, const mc_cascade_doc *d, const volatile int *c
     }
     out->id = c->next_id++;
     rc = remember_prompt(c, out->id, &pr);
-    mc__prompt_fini(&pr);
     out->st.slm_reused = g.n_reused;
     out->st.slm_tokens = g.n;
     out->confidence = confidence_of(&g, c->p.n_conf);
-    out->source = 0;
+    out->source = MC_SRC_SLM;
     out->path = MC_PATH_SLM;
+    out->copy_precision = -1.0f;
     out->text = dup_bytes(g.text, g.text_len);
     out->slm_text = dup_bytes(g.text, g.text_len);
     out->len = g.text_len;
@@ -280,12 +295,18 @@ static int run_slm(mc_cascade *c, const mc_cascade_doc *d, const volatile int *c
     out->slm_ids = malloc((size_t)(g.n > 0 ? g.n : 1) * sizeof(int32_t));
     if (rc != 0 || !out->text || !out->slm_text || !out->slm_ids) {
         mc_gen_result_fini(&g);
+        mc__prompt_fini(&pr);
         return mc_err_set(err, MC_ENOMEM, -1, "out of memory");
     }
     for (int i = 0; i < g.n; i++)
         out->slm_ids[i] = g.toks[i].id;
+    if (cr && cr->n > 0) {
+        out->st.copy_candidates = cr->n_considered;
+        rc = mc__copy_pick(c, &pr, &g, cr, lines_of(d), out, err);
+    }
     mc_gen_result_fini(&g);
-    return 0;
+    mc__prompt_fini(&pr);
+    return rc;
 }
 
 static void add_llm_stats(mc_cascade_stats *st, const mc_llm_result *r) {
@@ -360,6 +381,10 @@ static int run_llm(mc_cascade *c, const mc__prompt *lp, int n_lines, const int32
     char *text = NULL;
     size_t text_len = 0;
     bool have_text = false, done = false;
+    /* prompt lookup (stage 2; part of the copy tier, on with it): drafts from
+     * an earlier occurrence of the last tokens, tried once the SLM's drafts
+     * are rejected, until one of its own is rejected too */
+    bool lookup_round = false, lookup_off = !c->p.copy || !c->cx;
     int rc = 0;
     double t0 = mc_time_s();
 
@@ -397,6 +422,8 @@ static int run_llm(mc_cascade *c, const mc__prompt *lp, int n_lines, const int32
             goto out;
         add_llm_stats(&out->st, &r);
         out->st.draft_accepted += r.gen.n_accepted;
+        if (lookup_round)
+            out->st.lookup_accepted += r.gen.n_accepted;
         if (round == 0)
             out->st.stage1_accepted = r.gen.n_accepted;
         if (!r.verified || r.gen.n == 0) {
@@ -429,6 +456,8 @@ static int run_llm(mc_cascade *c, const mc__prompt *lp, int n_lines, const int32
          * process, k = 4: a = 1 gives 0.6-1.0x plain; behind a server each
          * call adds its round trip). The LLM finishes the line in one call. */
         bool give_up = round > 0 && rq.n_draft > 0 && 2 * r.gen.n_accepted < rq.n_draft;
+        if (give_up && lookup_round)
+            lookup_off = true;
         mc_llm_result_fini(&r);
         /* a verification returns up to one token past the draft: keep the
          * line's budget exactly as plain decoding would */
@@ -479,6 +508,24 @@ static int run_llm(mc_cascade *c, const mc__prompt *lp, int n_lines, const int32
             rc = mc_err_set(err, MC_ENOMEM, -1, "out of memory");
             goto out;
         }
+        lookup_round = false;
+        if (give_up && !lookup_off) {
+            /* the SLM is not predicting this line: what followed the last
+             * lookup_min..4 tokens earlier in the prompt (the file above,
+             * retrieved code) */
+            int room = MC_MIN(c->p.draft_k, max_line - n_acc);
+            sdraft = room > 0 ? malloc((size_t)room * sizeof *sdraft) : NULL;
+            n_sdraft = sdraft ? mc_copy_lookup(buf, n_buf, c->p.lookup_min, 4, sdraft, room, NULL) : 0;
+            if (n_sdraft <= 0) {
+                free(sdraft);
+                sdraft = NULL;
+                n_sdraft = 0;
+                lookup_off = true;
+            } else {
+                lookup_round = true;
+                out->st.lookup_tokens += n_sdraft;
+            }
+        }
         rq.prompt = buf;
         rq.n_prompt = n_buf;
         /* the healed bytes the LLM's tokens have not yet covered */
@@ -514,14 +561,48 @@ out:
     return rc;
 }
 
+/* The tokens of a local line as a stage-1 draft after prompt lp: its healed
+ * bytes, then the line (at most the line budget). */
+static int tokenize_draft(mc_cascade *c, const mc__prompt *lp, const char *text, int n_lines,
+                          int32_t **out, int *n_out, mc_err *err) {
+    *out = NULL;
+    *n_out = 0;
+    size_t tl = strlen(text), n = lp->heal_len + tl;
+    int cap = c->p.max_line_tokens * n_lines;
+    char *s = malloc(n + 1);
+    int32_t *ids = malloc((size_t)(cap + 1) * sizeof *ids);
+    if (!s || !ids) {
+        free(s);
+        free(ids);
+        return mc_err_set(err, MC_ENOMEM, -1, "out of memory");
+    }
+    memcpy(s, lp->heal, lp->heal_len);
+    memcpy(s + lp->heal_len, text, tl);
+    int64_t k = 0;
+    int rc = n ? mc_tok_encode(c->tok, s, n, 0, ids, cap, &k) : 0;
+    free(s);
+    if (rc == MC_EFULL) {
+        rc = 0;
+        k = cap;
+    }
+    if (rc != 0) {
+        free(ids);
+        return mc_err_set(err, rc, -1, "tokenizing the draft failed");
+    }
+    *out = ids;
+    *n_out = (int)k;
+    return 0;
+}
+
 int mc_cascade_escalate(mc_cascade *c, const mc_cascade_doc *d, const mc_suggestion *prev,
                         int path, const volatile int *cancel, mc_suggestion *out, mc_err *err) {
     memset(out, 0, sizeof *out);
     int rc = check_doc(d, err);
     if (rc != 0)
         return rc;
-    if (!prev || !prev->slm_text)
-        return mc_err_set(err, MC_EINVAL, -1, "escalation needs the small model's suggestion");
+    if (!prev || (!prev->slm_text && prev->source != MC_SRC_COPY) || !prev->text)
+        return mc_err_set(err, MC_EINVAL, -1, "escalation needs a local suggestion (small model "
+                                              "or copy tier)");
     if (!c->llm)
         return mc_err_set(err, MC_EUNSUPPORTED, -1, "no large model is configured");
     if (!mc_llm_available(c->llm))
@@ -531,12 +612,13 @@ int mc_cascade_escalate(mc_cascade *c, const mc_cascade_doc *d, const mc_suggest
     const char *lb;
     size_t lbn;
     line_before_cursor(d, &lb, &lbn);
-    size_t sl = strlen(prev->slm_text);
+    const char *local = prev->slm_text ? prev->slm_text : prev->text;
+    size_t sl = strlen(local);
     char *line = malloc(lbn + sl + 1);
     if (!line)
         return mc_err_set(err, MC_ENOMEM, -1, "out of memory");
     memcpy(line, lb, lbn);
-    memcpy(line + lbn, prev->slm_text, sl);
+    memcpy(line + lbn, local, sl);
     line[lbn + sl] = '\0';
     mc__prompt lp;
     int round = c->p.iterative ? 2 : 1;
@@ -565,10 +647,28 @@ int mc_cascade_escalate(mc_cascade *c, const mc_cascade_doc *d, const mc_suggest
             n_slm_prompt = sp.n;
         }
     }
-    /* Healing is a property of the text's end, so both prompts heal the same bytes. */
-    rc = run_llm(c, &lp, lines_of(d), c->p.speculative ? prev->slm_ids : NULL,
-                 c->p.speculative ? prev->n_slm_ids : 0, slm_prompt, n_slm_prompt, lp.heal_len,
+    /* The stage-1 draft: the SLM's own tokens, or the tokens of another local
+     * line (a copy candidate) after the healed bytes. Healing is a property
+     * of the text's end, so both prompts heal the same bytes. */
+    const int32_t *draft = NULL;
+    int n_draft = 0;
+    int32_t *own_draft = NULL;
+    const char *dtext = prev->draft_text ? prev->draft_text : prev->slm_ids ? NULL : prev->text;
+    if (c->p.speculative && dtext) {
+        rc = tokenize_draft(c, &lp, dtext, lines_of(d), &own_draft, &n_draft, err);
+        if (rc != 0) {
+            mc__prompt_fini(&lp);
+            mc__prompt_fini(&sp);
+            return rc;
+        }
+        draft = own_draft;
+    } else if (c->p.speculative) {
+        draft = prev->slm_ids;
+        n_draft = prev->n_slm_ids;
+    }
+    rc = run_llm(c, &lp, lines_of(d), draft, n_draft, slm_prompt, n_slm_prompt, lp.heal_len,
                  cancel, out, err);
+    free(own_draft);
     mc__prompt_fini(&lp);
     mc__prompt_fini(&sp);
     if (rc != 0) {
@@ -576,13 +676,47 @@ int mc_cascade_escalate(mc_cascade *c, const mc_cascade_doc *d, const mc_suggest
         return rc;
     }
     out->id = c->next_id++;
-    out->source = 1;
+    out->source = MC_SRC_LLM;
     out->path = path;
     out->confidence = prev->confidence;
-    out->slm_text = dup_bytes(prev->slm_text, strlen(prev->slm_text));
-    if (!out->slm_text) {
+    out->copy_precision = -1.0f;
+    out->slm_text = prev->slm_text ? dup_bytes(prev->slm_text, strlen(prev->slm_text)) : NULL;
+    if (prev->slm_text && !out->slm_text) {
         mc_suggestion_fini(out);
         return mc_err_set(err, MC_ENOMEM, -1, "out of memory");
+    }
+    out->st.ms_total = (mc_time_s() - t0) * 1e3;
+    return 0;
+}
+
+int mc_cascade_copy_only(mc_cascade *c, const mc_cascade_doc *d, mc_suggestion *out, mc_err *err) {
+    memset(out, 0, sizeof *out);
+    int rc = check_doc(d, err);
+    if (rc != 0)
+        return rc;
+    if (!c->cx)
+        return mc_err_set(err, MC_EUNSUPPORTED, -1, "no copy index is configured");
+    double t0 = mc_time_s();
+    mc_copy_result cr;
+    mc_cascade_params p = c->p;
+    c->p.copy = true;
+    rc = mc__copy_propose(c, d, 1, &cr, &out->st.ms_copy, err);
+    c->p = p;
+    if (rc != 0)
+        return rc;
+    out->id = c->next_id++;
+    out->source = MC_SRC_COPY;
+    out->path = MC_PATH_COPY;
+    out->confidence = -1.0f;
+    out->copy_precision = -1.0f;
+    out->st.copy_candidates = cr.n_considered;
+    rc = cr.n > 0 ? mc__copy_take(out, &cr.c[0], true) : 0;
+    if (rc == 0 && !out->text)
+        rc = (out->text = dup_bytes("", 0)) ? 0 : MC_ENOMEM;
+    mc_copy_result_fini(&cr);
+    if (rc != 0) {
+        mc_suggestion_fini(out);
+        return mc_err_set(err, rc, -1, "out of memory");
     }
     out->st.ms_total = (mc_time_s() - t0) * 1e3;
     return 0;
@@ -595,13 +729,43 @@ int mc_cascade_suggest(mc_cascade *c, const mc_cascade_doc *d, const volatile in
     if (rc != 0)
         return rc;
     double t0 = mc_time_s();
-    rc = run_slm(c, d, cancel, out, err);
+    /* tier 0: a copy proposal precise enough is shown at once, no model */
+    mc_copy_result cr;
+    double ms_copy = 0;
+    rc = mc__copy_propose(c, d, c->p.copy_k, &cr, &ms_copy, err);
+    if (rc != 0)
+        return rc;
+    if (cr.n > 0 && cr.c[0].precision >= c->p.tau_copy) {
+        out->id = c->next_id++;
+        out->path = MC_PATH_COPY;
+        out->confidence = -1.0f;
+        out->st.ms_copy = ms_copy;
+        out->st.copy_candidates = cr.n_considered;
+        rc = mc__copy_take(out, &cr.c[0], true);
+        /* a rejection escalates with the next candidate as the draft */
+        if (rc == 0 && cr.n > 1 && !(out->draft_text = dup_bytes(cr.c[1].text, cr.c[1].len)))
+            rc = MC_ENOMEM;
+        mc_copy_result_fini(&cr);
+        if (rc != 0) {
+            mc_suggestion_fini(out);
+            return mc_err_set(err, rc, -1, "out of memory");
+        }
+        out->st.ms_total = (mc_time_s() - t0) * 1e3;
+        return 0;
+    }
+    rc = run_slm(c, d, &cr, cancel, out, err);
+    mc_copy_result_fini(&cr);
     if (rc != 0) {
         mc_suggestion_fini(out);
         return rc;
     }
+    out->st.ms_copy += ms_copy;
     out->st.ms_total = (mc_time_s() - t0) * 1e3;
-    if (!c->p.routing || !c->llm || out->confidence >= c->p.tau)
+    /* Confidence routing judges the SLM's own line. A copy line was already
+     * judged — by its calibrated precision and the pick rule (copy_theta) —
+     * and the SLM's probability of a line it did not write says little about
+     * it: it is shown, and the user's rejection escalates. */
+    if (!c->p.routing || !c->llm || out->source == MC_SRC_COPY || out->confidence >= c->p.tau)
         return 0;
     /* confidence routing: a hopeless line goes to the LLM at once */
     mc_suggestion up;
@@ -618,7 +782,7 @@ int mc_cascade_suggest(mc_cascade *c, const mc_cascade_doc *d, const volatile in
         out->st.ms_total = (mc_time_s() - t0) * 1e3;
         return 0;
     }
-    /* the escalated suggestion, with the SLM's part of the account */
+    /* the escalated suggestion, with the local part of the account */
     mc_cascade_stats s = out->st;
     s.ms_retr2 = up.st.ms_retr2;
     s.retr2_windows = up.st.retr2_windows;
@@ -635,12 +799,15 @@ int mc_cascade_suggest(mc_cascade *c, const mc_cascade_doc *d, const volatile in
     s.bytes_sent = up.st.bytes_sent;
     s.bytes_received = up.st.bytes_received;
     s.ms_total = (mc_time_s() - t0) * 1e3;
+    s.lookup_tokens = up.st.lookup_tokens;
+    s.lookup_accepted = up.st.lookup_accepted;
     free(out->text);
     out->text = up.text;
     out->len = up.len;
     up.text = NULL;
-    out->source = 1;
+    out->source = MC_SRC_LLM;
     out->path = MC_PATH_CONFIDENCE;
+    out->copy_precision = -1.0f;
     out->st = s;
     mc_suggestion_fini(&up);
     return 0;

@@ -3,6 +3,9 @@
 #define MCCOM_CASCADE_INTERNAL_H
 
 #include "mccom/cascade.h"
+#include "mccom/gen.h"
+
+#include <stdbool.h>
 
 struct mc_cascade {
     mc_cascade_params p;
@@ -10,6 +13,7 @@ struct mc_cascade {
     const mc_tok *tok;
     mc_llm *llm;
     mc_retr_index *ix;
+    mc_copy_index *cx;   /* tier 0 (NULL: off) */
     mc_ctx *slm_ctx;
     uint64_t next_id;
     /* The SLM prompt of the last suggestion (stage-2 drafting reuses it). */
@@ -50,6 +54,19 @@ int mc__prompt_build_env(const mc__prompt_env *env, const mc_cascade_doc *d, int
                          const char *draft_line, size_t draft_len, mc__prompt *out, mc_err *err);
 int mc__prompt_build(mc_cascade *c, const mc_cascade_doc *d, int budget, int round,
                      const char *draft_line, size_t draft_len, mc__prompt *out, mc_err *err);
+
+/* tier0.c — the copy tier. Proposals for the request (none when the tier is
+ * off or has no index; a failure of the tier other than MC_ENOMEM is none). */
+int mc__copy_propose(mc_cascade *c, const mc_cascade_doc *d, int k, mc_copy_result *out,
+                     double *ms, mc_err *err);
+/* Record a copy candidate in a suggestion: as its shown text (`shown`) and as
+ * its copy_top (if not set yet). */
+int mc__copy_take(mc_suggestion *out, const mc_copy_cand *cc, bool shown);
+/* After the SLM's line g for prompt pr: score the candidates with the SLM,
+ * apply the pick rule (the shown text becomes a copy line, or stays the
+ * SLM's), and choose the stage-1 draft of a later escalation. */
+int mc__copy_pick(mc_cascade *c, const mc__prompt *pr, const mc_gen_result *g,
+                  const mc_copy_result *cr, int n_lines, mc_suggestion *out, mc_err *err);
 
 /* 64-bit FNV-1a of bytes (the session's document fingerprints). */
 uint64_t mc__hash(const char *s, size_t n);

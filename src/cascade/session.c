@@ -1,10 +1,10 @@
 /* src/cascade/session.c — the per-document user-action state machine
  * (docs/cascade.md):
  *
- *   IDLE --request--> SHOWN(slm | llm)      [confidence routing inside request]
+ *   IDLE --request--> SHOWN(copy | slm | llm)  [tier 0 and confidence routing inside request]
  *   SHOWN --typed matching / request at cursor+k with the typed bytes--> SHOWN (shortened)
  *   SHOWN --typed all of it / accepted--> IDLE
- *   SHOWN(slm) --diverging keystroke / Esc / re-ask--> PENDING (this line)
+ *   SHOWN(copy | slm) --diverging keystroke / Esc / re-ask--> PENDING (this line)
  *   SHOWN(empty) --diverging keystroke / Esc--> IDLE  [nothing was shown]
  *   SHOWN(llm) --diverging keystroke / Esc--> IDLE
  *   PENDING --request on the same line--> SHOWN(llm)  [escalation, path rejection]
@@ -77,6 +77,17 @@ const mc_suggestion *mc_session_current(const mc_session *s) {
     return s && s->has_cur ? &s->view : NULL;
 }
 
+/* A suggestion made on this machine (the SLM's line or a copy line): the
+ * user's rejection of it escalates. */
+static bool local(const mc_suggestion *g) { return g->source != MC_SRC_LLM; }
+
+static void count_shown(mc_session_stats *st, const mc_suggestion *g, bool accepted) {
+    int64_t *v = g->source == MC_SRC_LLM    ? (accepted ? &st->accepted_llm : &st->shown_llm)
+                 : g->source == MC_SRC_COPY ? (accepted ? &st->accepted_copy : &st->shown_copy)
+                                            : (accepted ? &st->accepted_slm : &st->shown_slm);
+    (*v)++;
+}
+
 static int line_of(const mc_cascade_doc *d) {
     if (d->line >= 0)
         return d->line;
@@ -95,30 +106,38 @@ static void reject(mc_session *s) {
         return;
     }
     s->st.rejected++;
-    if (s->has_cur && s->cur.source == 0) {
+    if (s->has_cur && local(&s->cur)) {
         s->pending = true;
         s->pending_line = s->shown_line;
     }
     drop_cur(s);
 }
 
+static char *dup_or_null(const char *t, bool *oom) {
+    if (!t)
+        return NULL;
+    size_t n = strlen(t);
+    char *d = malloc(n + 1);
+    if (d)
+        memcpy(d, t, n + 1);
+    else
+        *oom = true;
+    return d;
+}
+
 static int dup_suggestion(mc_suggestion *dst, const mc_suggestion *src) {
     *dst = *src;
-    dst->text = NULL;
-    dst->slm_text = NULL;
-    dst->slm_ids = NULL;
+    bool oom = false;
     dst->text = malloc(src->len + 1);
-    size_t sl = src->slm_text ? strlen(src->slm_text) : 0;
-    dst->slm_text = malloc(sl + 1);
+    dst->slm_text = dup_or_null(src->slm_text, &oom);
+    dst->draft_text = dup_or_null(src->draft_text, &oom);
+    dst->copy_top = dup_or_null(src->copy_top, &oom);
     dst->slm_ids = malloc((size_t)(src->n_slm_ids > 0 ? src->n_slm_ids : 1) * sizeof(int32_t));
-    if (!dst->text || !dst->slm_text || !dst->slm_ids) {
+    if (!dst->text || !dst->slm_ids || oom) {
         mc_suggestion_fini(dst);
         return MC_ENOMEM;
     }
     memcpy(dst->text, src->text, src->len + 1);
-    if (sl)
-        memcpy(dst->slm_text, src->slm_text, sl);
-    dst->slm_text[sl] = '\0';
     if (src->n_slm_ids > 0)
         memcpy(dst->slm_ids, src->slm_ids, (size_t)src->n_slm_ids * sizeof(int32_t));
     return 0;
@@ -134,10 +153,7 @@ static void show(mc_session *s, const mc_cascade_doc *d, mc_suggestion *sug, uin
     s->shown_hash = h;
     s->shown_line = line;
     s->typed = 0;
-    if (s->cur.source == 0)
-        s->st.shown_slm++;
-    else
-        s->st.shown_llm++;
+    count_shown(&s->st, &s->cur, false);
     make_view(s);
 }
 
@@ -165,10 +181,7 @@ int mc_session_request(mc_session *s, const mc_cascade_doc *d, const volatile in
                 return 0;
             }
             /* typed all of it: as good as accepted */
-            if (s->cur.source == 0)
-                s->st.accepted_slm++;
-            else
-                s->st.accepted_llm++;
+            count_shown(&s->st, &s->cur, true);
             drop_cur(s);
             s->pending = false;
         } else if (same_base && line == s->shown_line) {
@@ -224,7 +237,7 @@ int mc_session_request(mc_session *s, const mc_cascade_doc *d, const volatile in
             s->st.escalated_confidence++;
         if (sug.st.llm_failed)
             s->st.llm_failures++;
-        if (sug.source == 0) {
+        if (local(&sug)) {
             drop_slm(s);
             rc = dup_suggestion(&s->slm, &sug);
             if (rc != 0) {
@@ -249,10 +262,7 @@ int mc_session_typed(mc_session *s, const char *text, size_t n) {
         s->st.typed_through += (int64_t)n;
         s->typed += n;
         if (s->typed == s->cur.len) {
-            if (s->cur.source == 0)
-                s->st.accepted_slm++;
-            else
-                s->st.accepted_llm++;
+            count_shown(&s->st, &s->cur, true);
             drop_cur(s);
             s->pending = false;
         } else {
@@ -269,10 +279,7 @@ void mc_session_accepted(mc_session *s, size_t n) {
         return;
     size_t left = s->cur.len - s->typed;
     if (n >= left) {
-        if (s->cur.source == 0)
-            s->st.accepted_slm++;
-        else
-            s->st.accepted_llm++;
+        count_shown(&s->st, &s->cur, true);
         drop_cur(s);
         s->pending = false;
         return;
@@ -300,14 +307,14 @@ int mc_session_escalate(mc_session *s, const mc_cascade_doc *d, const volatile i
     *out = NULL;
     if (!s || !d)
         return mc_err_set(err, MC_EINVAL, -1, "bad session request");
-    if (s->has_cur && s->cur.source == 0) {
+    if (s->has_cur && local(&s->cur)) {
         s->st.rejected++;
         s->pending = true;
         s->pending_line = s->shown_line;
         drop_cur(s);
     }
     if (!s->pending)
-        return mc_err_set(err, MC_ENOTFOUND, -1, "no small-model suggestion to escalate on this line");
+        return mc_err_set(err, MC_ENOTFOUND, -1, "no local suggestion to escalate on this line");
     return mc_session_request(s, d, cancel, out, err);
 }
 

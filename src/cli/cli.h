@@ -31,6 +31,14 @@ struct mc_retr_params;
 int mc_cli_retr_open(struct mc_retr_index **out, const char *root, const char *path,
                      const struct mc_retr_params *p, int quiet, int *changed);
 
+struct mc_copy_index;
+/* Open the copy index following `ix`, kept beside the retrieval index's file
+ * `retr_path` (NULL: in memory only): loaded when there is one (a bad one is
+ * reported unless quiet, and rebuilt), synced, and saved when `save` and it
+ * changed. Prints errors. Returns 0 or a negative code (src/cli/copy_open.c). */
+int mc_cli_copy_open(struct mc_copy_index **out, struct mc_retr_index *ix, const char *retr_path,
+                     int quiet, int save);
+
 /* Subcommands (src/cli/cmd_*.c). */
 int mc_cmd_info(int argc, char **argv);
 int mc_cmd_generate(int argc, char **argv);

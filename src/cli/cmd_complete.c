@@ -1,6 +1,7 @@
 /* src/cli/cmd_complete.c — `mccom complete`: one completion at a cursor of a
  * repository file through the cascade, with a one-line account of what it
- * cost (which model answered, draft tokens accepted, time per stage).
+ * cost (which tier answered — the copy tier, the small or the large model —
+ * with the copy line's precision, draft tokens accepted, time per stage).
  *
  * The large model is in process (--llm FILE.gguf) or behind HTTP (--remote
  * URL); without either, only the small model answers. --reject simulates the
@@ -29,7 +30,9 @@ static void usage(FILE *f) {
             "  --col C             byte column of the cursor in line N (default: its end)\n"
             "  --lines N           complete N lines (default 1: the rest of the line)\n"
             "  --tau X             confidence threshold for routing (default 0.5)\n"
-            "  --no-routing, --no-spec, --no-iter, --no-retrieval   switch off a stage\n"
+            "  --no-routing, --no-spec, --no-iter, --no-retrieval, --no-copy   switch off a stage\n"
+            "                      (--no-copy: tier 0, lines copied from the repository)\n"
+            "  --tau-copy X        show a copy line at once from this precision (default 0.5)\n"
             "  --reject            reject the small model's line (escalate)\n"
             "  --index FILE        retrieval index (default DIR/.mccom-retr.idx)\n"
             "  -t, --threads N     threads (default: all cores)\n"
@@ -54,18 +57,31 @@ static void json_str(FILE *f, const char *s, size_t n) {
     fputc('"', f);
 }
 
+static const char *source_name(const mc_suggestion *s) {
+    return s->source == MC_SRC_LLM ? "llm" : s->source == MC_SRC_COPY ? "copy" : "slm";
+}
+
 static void account(const mc_suggestion *s, int json) {
     const mc_cascade_stats *t = &s->st;
     if (json) {
         printf("{\"text\": ");
         json_str(stdout, s->text, s->len);
+        if (s->source == MC_SRC_COPY) {
+            printf(", \"copy_precision\": %.4f, \"copy_context\": %d, \"copy_file\": ",
+                   (double)s->copy_precision, s->copy_context);
+            json_str(stdout, s->copy_file, strlen(s->copy_file));
+            printf(", \"copy_line\": %d", s->copy_line);
+        }
+        printf(", \"ms_copy\": %.3f, \"copy_candidates\": %d, \"copy_scored\": %d, "
+               "\"lookup_tokens\": %d, \"lookup_accepted\": %d",
+               t->ms_copy, t->copy_candidates, t->copy_scored, t->lookup_tokens, t->lookup_accepted);
         printf(", \"source\": \"%s\", \"path\": \"%s\", \"confidence\": %.4f, \"ms_total\": %.3f, "
                "\"ms_retr1\": %.3f, \"ms_slm\": %.3f, \"ms_retr2\": %.3f, \"ms_llm\": %.3f, "
                "\"llm_calls\": %d, \"draft_tokens\": %d, \"draft_accepted\": %d, "
                "\"stage1_accepted\": %d, \"stage2_rounds\": %d, \"slm_prompt_tokens\": %d, "
                "\"llm_prompt_tokens\": %d, \"retr1_windows\": %d, \"retr2_windows\": %d, "
                "\"llm_failed\": %s, \"unverified\": %s}\n",
-               s->source ? "llm" : "slm", mc_cascade_path_name(s->path), (double)s->confidence,
+               source_name(s), mc_cascade_path_name(s->path), (double)s->confidence,
                t->ms_total, t->ms_retr1, t->ms_slm, t->ms_retr2, t->ms_llm, t->llm_calls,
                t->draft_tokens, t->draft_accepted, t->stage1_accepted, t->stage2_rounds,
                t->slm_prompt_tokens, t->llm_prompt_tokens, t->retr1_windows, t->retr2_windows,
@@ -74,18 +90,33 @@ static void account(const mc_suggestion *s, int json) {
     }
     fwrite(s->text, 1, s->len, stdout);
     fputc('\n', stdout);
-    fprintf(stderr, "%s (%s", s->source ? "large model" : "small model",
-            mc_cascade_path_name(s->path));
+    if (s->source == MC_SRC_COPY)
+        fprintf(stderr, "copy tier (%s, precision %.2f, copied from %s:%d, %d line%s of context",
+                s->path == MC_PATH_COPY ? "shown at once, no model" : "picked by the small model",
+                (double)s->copy_precision, s->copy_file, s->copy_line + 1, s->copy_context,
+                s->copy_context == 1 ? "" : "s");
+    else
+        fprintf(stderr, "%s (%s", s->source == MC_SRC_LLM ? "large model" : "small model",
+                mc_cascade_path_name(s->path));
     if (s->confidence >= 0)
         fprintf(stderr, ", confidence %.2f", (double)s->confidence);
-    fprintf(stderr, ") | retrieval %.1f ms, %d windows | small model %.1f ms, prompt %d tokens (%d cached)",
-            t->ms_retr1, t->retr1_windows, t->ms_slm, t->slm_prompt_tokens, t->slm_reused);
+    fprintf(stderr, ")");
+    if (t->copy_candidates > 0 || t->ms_copy > 0)
+        fprintf(stderr, " | copy tier %.2f ms (proposals and scoring), %d candidates (%d scored)", t->ms_copy,
+                t->copy_candidates, t->copy_scored);
+    if (s->path != MC_PATH_COPY)
+        fprintf(stderr, " | retrieval %.1f ms, %d windows | small model %.1f ms, prompt %d tokens "
+                        "(%d cached)",
+                t->ms_retr1, t->retr1_windows, t->ms_slm, t->slm_prompt_tokens, t->slm_reused);
     if (t->llm_calls > 0)
         fprintf(stderr, " | retrieval 2 %.1f ms, %d windows | large model %.1f ms, %d calls, "
                         "stage 1 accepted %d, drafts %d/%d accepted, %d stage-2 rounds%s",
                 t->ms_retr2, t->retr2_windows, t->ms_llm, t->llm_calls, t->stage1_accepted,
                 t->draft_accepted, t->draft_tokens, t->stage2_rounds,
                 t->unverified ? " (server cannot verify drafts)" : "");
+    if (t->lookup_tokens > 0)
+        fprintf(stderr, " (prompt lookup drafted %d, %d accepted)", t->lookup_tokens,
+                t->lookup_accepted);
     if (t->llm_failed)
         fprintf(stderr, " | large model failed: local answer");
     fprintf(stderr, " | total %.1f ms\n", t->ms_total);
@@ -118,6 +149,8 @@ int mc_cmd_complete(int argc, char **argv) {
             cp.iterative = false;
         } else if (!strcmp(a, "--no-retrieval")) {
             cp.retrieval = false;
+        } else if (!strcmp(a, "--no-copy")) {
+            cp.copy = false;
         } else if (!v) {
             fprintf(stderr, "mccom complete: %s needs a value (or is unknown)\n", a);
             return 2;
@@ -147,6 +180,8 @@ int mc_cmd_complete(int argc, char **argv) {
                 index = v;
             else if (!strcmp(a, "--tau"))
                 cp.tau = strtof(v, &end);
+            else if (!strcmp(a, "--tau-copy"))
+                cp.tau_copy = strtof(v, &end);
             else if (!strcmp(a, "-t") || !strcmp(a, "--threads"))
                 threads = (int)strtol(v, &end, 10);
             else if (!strcmp(a, "--remote-kind")) {
@@ -226,6 +261,7 @@ int mc_cmd_complete(int argc, char **argv) {
     mc_tok *tok = NULL;
     mc_llm *llm = NULL;
     mc_retr_index *ix = NULL;
+    mc_copy_index *cx = NULL;
     mc_cascade *c = NULL;
     mc_suggestion s;
     memset(&s, 0, sizeof s);
@@ -271,17 +307,20 @@ int mc_cmd_complete(int argc, char **argv) {
             goto out;
         if (changed && mc_retr_save(ix, index, &err) != 0)
             fprintf(stderr, "mccom complete: could not save the index: %s\n", err.msg);
+        if (cp.copy && mc_cli_copy_open(&cx, ix, index, 1, 1) != 0)
+            goto out;
     }
     if (mc_cascade_new(&cp, slm, tok, llm, ix, &ctxp, &c, &err) != 0) {
         mc_cli_error("cascade", &err);
         goto out;
     }
+    mc_cascade_set_copy(c, cx);
     mc_cascade_doc d = {file, text, len, cursor, (int)line, (int)lines};
     if (mc_cascade_suggest(c, &d, NULL, &s, &err) != 0) {
         mc_cli_error("complete", &err);
         goto out;
     }
-    if (reject && s.source == 0) {
+    if (reject && s.source != MC_SRC_LLM) {
         if (!llm) {
             fprintf(stderr, "mccom complete: --reject needs a large model (--llm or --remote)\n");
             goto out;
@@ -306,6 +345,7 @@ int mc_cmd_complete(int argc, char **argv) {
 out:
     mc_suggestion_fini(&s);
     mc_cascade_free(c);
+    mc_copy_free(cx);
     mc_retr_free(ix);
     mc_llm_free(llm);
     mc_model_free(llm_m);

@@ -36,8 +36,16 @@ static void usage(FILE *f) {
             "  --remote URL        the large model behind an HTTP server (mccom serve, vLLM, ...)\n"
             "  --remote-log FILE   log what every large-model call sent (JSON lines)\n"
             "  --vocab FILE        take the tokenizer from this GGUF (default: the small model's)\n"
-            "  --modes LIST        comma-separated; default all: slm,llm,llm+rag,llm+iter,cascade,\n"
-            "                      cascade-no-routing,cascade-no-spec,cascade-no-iter\n"
+            "  --modes LIST        comma-separated; default all: slm,llm,llm+rag,llm+iter,copy,\n"
+            "                      slm+copy,cascade,cascade-no-routing,cascade-no-spec,\n"
+            "                      cascade-no-iter,cascade-no-copy\n"
+            "  --no-copy           no copy tier anywhere (drops the modes copy, slm+copy and\n"
+            "                      cascade-no-copy from the default list)\n"
+            "  --tau-copy X        show a copy proposal at once when its precision is >= X\n"
+            "                      (default 0.5; above 1: never)\n"
+            "  --copy-w X          pick rule: weight of the small model's preference (default 0)\n"
+            "  --copy-theta X      pick rule: a copy candidate replaces the small model's line\n"
+            "                      when its score is >= X (default -1e9: always)\n"
             "  --tau X|auto        routing threshold (default auto: chosen on the calibration\n"
             "                      repositories from the cascade-no-routing run)\n"
             "  --cal-repos LIST    calibration repositories (default: first half by name)\n"
@@ -65,8 +73,8 @@ typedef struct opts {
     int n_bench;
     const char *repos, *slm, *llm, *remote, *remote_log, *vocab, *out, *report;
     const char *modes, *tau, *cal_repos, *note;
-    double em_drop, rtt, rtt_report, reaction;
-    int per_repo, limit, full, report_only, quiet;
+    double em_drop, rtt, rtt_report, reaction, tau_copy, copy_w, copy_theta;
+    int per_repo, limit, full, report_only, quiet, no_copy;
     int ctx, prompt_tokens, retr_tokens, threads;
 } opts;
 
@@ -100,6 +108,9 @@ static int parse_opts(int argc, char **argv, opts *o) {
     o->tau = "auto";
     o->em_drop = 0.01;
     o->rtt_report = 50;
+    o->tau_copy = mc_cascade_params_default().tau_copy;
+    o->copy_w = mc_cascade_params_default().copy_w;
+    o->copy_theta = mc_cascade_params_default().copy_theta;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -107,9 +118,11 @@ static int parse_opts(int argc, char **argv, opts *o) {
             return 1;
         }
         if (!strcmp(a, "--full") || !strcmp(a, "--report-only") || !strcmp(a, "-q") ||
-            !strcmp(a, "--quiet")) {
+            !strcmp(a, "--quiet") || !strcmp(a, "--no-copy")) {
             if (!strcmp(a, "--full"))
                 o->full = 1;
+            else if (!strcmp(a, "--no-copy"))
+                o->no_copy = 1;
             else if (!strcmp(a, "--report-only"))
                 o->report_only = 1;
             else
@@ -160,6 +173,12 @@ static int parse_opts(int argc, char **argv, opts *o) {
             rc = parse_num(a, v, 0, 1e6, &o->rtt_report);
         else if (!strcmp(a, "--reaction-ms"))
             rc = parse_num(a, v, 0, 1e6, &o->reaction);
+        else if (!strcmp(a, "--tau-copy"))
+            rc = parse_num(a, v, 0, 2, &o->tau_copy);
+        else if (!strcmp(a, "--copy-w"))
+            rc = parse_num(a, v, 0, 100, &o->copy_w);
+        else if (!strcmp(a, "--copy-theta"))
+            rc = parse_num(a, v, -1e9, 1e9, &o->copy_theta);
         else if (!strcmp(a, "--per-repo"))
             rc = parse_int(a, v, 1, 1 << 30, &o->per_repo);
         else if (!strcmp(a, "--limit"))
@@ -286,10 +305,12 @@ static json_t *fingerprint(const opts *o) {
     json_t *b = json_array();
     for (int i = 0; i < o->n_bench; i++)
         json_array_append_new(b, json_string(o->bench[i]));
-    return json_pack("{s:o, s:o, s:o, s:s?, s:o, s:s, s:s?, s:i, s:i, s:i}", "bench", b, "slm",
-                     file_id(o->slm), "llm", file_id(o->llm), "remote", o->remote, "vocab",
-                     file_id(o->vocab), "tau", o->tau, "cal_repos", o->cal_repos, "ctx", o->ctx,
-                     "prompt_tokens", o->prompt_tokens, "retr_tokens", o->retr_tokens);
+    return json_pack("{s:o, s:o, s:o, s:s?, s:o, s:s, s:s?, s:i, s:i, s:i, s:b, s:f, s:f, s:f}",
+                     "bench", b, "slm", file_id(o->slm), "llm", file_id(o->llm), "remote",
+                     o->remote, "vocab", file_id(o->vocab), "tau", o->tau, "cal_repos",
+                     o->cal_repos, "ctx", o->ctx, "prompt_tokens", o->prompt_tokens,
+                     "retr_tokens", o->retr_tokens, "copy", !o->no_copy, "tau_copy", o->tau_copy,
+                     "copy_w", o->copy_w, "copy_theta", o->copy_theta);
 }
 
 static int check_state(const opts *o, const char *cmd, const char *setup) {
@@ -451,6 +472,29 @@ static int open_repo(run *R, const char *repo) {
         mc_cli_error(root, &err);
         return 1;
     }
+    /* The repository holds every task's finished file; a few of them are
+     * files the walk skips as generated (a data table that says "automatically
+     * generated"). Index those as they are, so that the leakage filters know
+     * their lines, before any mode runs. */
+    int added = 0;
+    for (int bi = 0; bi < R->nb; bi++) {
+        for (int ti = 0; ti < R->b[bi].n; ti++) {
+            const mc_eval_task *t = &R->b[bi].tasks[ti];
+            mc_retr_file rf;
+            if (strcmp(t->repo, repo) || mc_retr_file_get(R->ix, t->path, &rf) == 0)
+                continue;
+            char fp[4096];
+            size_t len;
+            snprintf(fp, sizeof fp, "%s/%s", root, t->path);
+            char *text = mc_cli_read_file(fp, &len);
+            if (text && mc_retr_set_file(R->ix, t->path, text, len, &err) == 0)
+                added++;
+            free(text);
+        }
+    }
+    if (added && !R->o->quiet)
+        fprintf(stderr, "\nmccom eval: %s: indexed %d task file%s the walk skips (generated)\n",
+                repo, added, added > 1 ? "s" : "");
     R->ix_repo = strdup(repo);
     mc_eval_runner_set_index(R->runner, R->ix);
     return R->ix_repo ? 0 : 1;
@@ -613,6 +657,13 @@ static char *describe(const opts *o, const run *R, const mc_model *slm, const mc
     } else {
         fprintf(f, "; τ = %s given", o->tau);
     }
+    if (o->no_copy)
+        fprintf(f, " |\n| copy tier | off (`--no-copy`)");
+    else
+        fprintf(f, " |\n| copy tier | on: the top proposal is shown at once when its calibrated "
+                   "precision is ≥ τ_copy = %.2f; otherwise the small model scores up to %d "
+                   "candidates and picks (`copy_w` %.2f, `copy_theta` %g)",
+                o->tau_copy, mc_cascade_params_default().copy_k, o->copy_w, o->copy_theta);
     fprintf(f, " |\n| budgets | prompt %s tokens (retrieved code ≤ %d), ≤ 48 tokens per line; "
                "context %s |\n\n",
             o->prompt_tokens ? "as given" : "context − 48 × lines",
@@ -667,14 +718,22 @@ int mc_cmd_eval(int argc, char **argv) {
     qsort(repos, (size_t)n_repos, sizeof *repos, cmp_str);
 
     /* modes, calibration repositories, tau */
-    if (split_list(o.modes ? o.modes
-                           : "slm,llm,llm+rag,llm+iter,cascade,cascade-no-routing,cascade-no-spec,cascade-no-iter",
+    if (split_list(o.modes     ? o.modes
+                   : o.no_copy ? "slm,llm,llm+rag,llm+iter,cascade,cascade-no-routing,"
+                                 "cascade-no-spec,cascade-no-iter"
+                               : "slm,llm,llm+rag,llm+iter,copy,slm+copy,cascade,cascade-no-routing,"
+                                 "cascade-no-spec,cascade-no-iter,cascade-no-copy",
                    &modes, &n_modes) != 0)
         goto out;
     for (int i = 0; i < n_modes; i++) {
         int m = mc_eval_mode_parse(modes[i]);
         if (m < 0) {
             fprintf(stderr, "mccom eval: unknown mode '%s'\n", modes[i]);
+            status = 2;
+            goto out;
+        }
+        if (o.no_copy && (m == MC_EVAL_COPY || m == MC_EVAL_SLM_COPY)) {
+            fprintf(stderr, "mccom eval: mode %s needs the copy tier (drop --no-copy)\n", modes[i]);
             status = 2;
             goto out;
         }
@@ -697,7 +756,7 @@ int mc_cmd_eval(int argc, char **argv) {
         goto out;
     }
     bool routed = R.mode_on[MC_EVAL_CASCADE] || R.mode_on[MC_EVAL_CASCADE_NO_SPEC] ||
-                  R.mode_on[MC_EVAL_CASCADE_NO_ITER];
+                  R.mode_on[MC_EVAL_CASCADE_NO_ITER] || R.mode_on[MC_EVAL_CASCADE_NO_COPY];
     if (tau_auto && routed && !R.mode_on[MC_EVAL_CASCADE_NO_ROUTING]) {
         fprintf(stderr, "mccom eval: --tau auto adds the calibration run (cascade-no-routing)\n");
         R.mode_on[MC_EVAL_CASCADE_NO_ROUTING] = true;
@@ -795,6 +854,10 @@ int mc_cmd_eval(int argc, char **argv) {
     es.params.llm_prompt_tokens = shared ? o.prompt_tokens : 0;
     if (o.retr_tokens)
         es.params.retr_tokens = o.retr_tokens;
+    es.params.copy = !o.no_copy;
+    es.params.tau_copy = (float)o.tau_copy;
+    es.params.copy_w = (float)o.copy_w;
+    es.params.copy_theta = (float)o.copy_theta;
     if (mc_eval_runner_new(&es, &R.runner, &err) != 0) {
         mc_cli_error("runner", &err);
         goto out;

@@ -1,6 +1,7 @@
 /* src/cli/cmd_index.c — `mccom index DIR`: build or update the persistent
  * retrieval index of a repository; with --watch, keep it up to date. */
 #include "cli.h"
+#include "mccom/copy.h"
 #include "mccom/retr.h"
 
 #include <signal.h>
@@ -19,6 +20,8 @@ static void index_usage(FILE *f) {
             "  --include GLOB   index files matching GLOB (repeatable; default: common\n"
             "                   source extensions)\n"
             "  --no-gitignore   do not read .gitignore files\n"
+            "  --no-copy        no copy index (the copy tier's, kept beside the index as\n"
+            "                   FILE.copy)\n"
             "  --watch          stay running and re-index files as they change (inotify)\n"
             "  --quiet          print only errors\n");
 }
@@ -72,7 +75,7 @@ int mc_cmd_index(int argc, char **argv) {
     const char *root = NULL, *index = NULL;
     mc_retr_params p = mc_retr_params_default();
     const char **inc = calloc((size_t)argc + 1, sizeof *inc);
-    int n_inc = 0, watch = 0, quiet = 0;
+    int n_inc = 0, watch = 0, quiet = 0, copy = 1;
     if (!inc)
         return 1;
     for (int i = 1; i < argc; i++) {
@@ -96,6 +99,8 @@ int mc_cmd_index(int argc, char **argv) {
             i++;
         } else if (!strcmp(a, "--no-gitignore")) {
             p.respect_gitignore = 0;
+        } else if (!strcmp(a, "--no-copy")) {
+            copy = 0;
         } else if (!strcmp(a, "--watch")) {
             watch = 1;
         } else if (!strcmp(a, "--quiet")) {
@@ -136,6 +141,9 @@ int mc_cmd_index(int argc, char **argv) {
         mc_cli_error("index", &err);
         status = 1;
     }
+    mc_copy_index *cx = NULL;
+    if (copy && status == 0 && mc_cli_copy_open(&cx, ix, index, quiet, 1) != 0)
+        status = 1;
     if (!quiet && status == 0) {
         mc_retr_stats st;
         mc_retr_get_stats(ix, &st);
@@ -145,6 +153,15 @@ int mc_cmd_index(int argc, char **argv) {
                "%.3f s\n",
                root, st.n_files, (long long)st.n_lines, st.n_windows, st.n_terms,
                (long long)st.n_postings, index, fsize / 1e6, mc_time_s() - t0);
+        if (cx) {
+            mc_copy_stats cs;
+            mc_copy_get_stats(cx, &cs);
+            char cpath[4096];
+            mc_copy_path_for(index, cpath, sizeof cpath);
+            long long csize = stat(cpath, &fs) == 0 ? (long long)fs.st_size : -1;
+            printf("copy index: %lld non-blank lines, %d keys, %lld postings; %s (%.1f MB)\n",
+                   (long long)cs.n_lines, cs.n_keys, (long long)cs.n_postings, cpath, csize / 1e6);
+        }
     }
     if (watch && status == 0) {
         mc_retr_watch *w;
@@ -173,6 +190,13 @@ int mc_cmd_index(int argc, char **argv) {
                 status = 1;
                 break;
             }
+            char cpath[4096];
+            if (cx && (mc_copy_sync(cx, NULL, &err) || mc_copy_path_for(index, cpath, sizeof cpath) ||
+                       mc_copy_save(cx, cpath, &err))) {
+                mc_cli_error("index --watch: copy index", &err);
+                status = 1;
+                break;
+            }
             if (!quiet) {
                 printf("re-indexed %d file%s in %.1f ms\n", n, n == 1 ? "" : "s",
                        (mc_time_s() - t1) * 1e3);
@@ -181,6 +205,7 @@ int mc_cmd_index(int argc, char **argv) {
         }
         mc_retr_watch_close(w);
     }
+    mc_copy_free(cx);
     mc_retr_free(ix);
     free(inc);
     return status;

@@ -22,6 +22,8 @@ static void usage(FILE *f) {
             "  --llm-key-env VAR   environment variable holding its API key (default MCCOM_LLM_API_KEY)\n"
             "  --tau X             escalate at once below this confidence (default 0.5)\n"
             "  --no-retrieval      no repository retrieval (and no index)\n"
+            "  --no-copy           no copy tier (tier 0: lines copied from the repository)\n"
+            "  --tau-copy X        show a copy line at once from this precision (default 0.5)\n"
             "  --completion        also answer textDocument/completion (editors without inline\n"
             "                      completion, e.g. Helix)\n"
             "  --debounce MS       wait before running a model for a request (default 0)\n"
@@ -56,6 +58,10 @@ int mc_cmd_lsp(int argc, char **argv) {
         }
         if (!strcmp(a, "--no-retrieval")) {
             p.retrieval = false;
+            continue;
+        }
+        if (!strcmp(a, "--no-copy")) {
+            p.copy = false;
             continue;
         }
         if (!strcmp(a, "--completion")) {
@@ -95,6 +101,13 @@ int mc_cmd_lsp(int argc, char **argv) {
             p.tau = strtof(v, &end);
             if (end == v || *end || !(p.tau >= 0.0f && p.tau <= 1.0f)) {
                 fprintf(stderr, "mccom lsp: --tau wants a number in [0, 1], not '%s'\n", v);
+                bad = 1;
+            }
+        } else if (!strcmp(a, "--tau-copy")) {
+            char *end;
+            p.tau_copy = strtof(v, &end);
+            if (end == v || *end || !(p.tau_copy >= 0.0f)) {
+                fprintf(stderr, "mccom lsp: --tau-copy wants a number >= 0, not '%s'\n", v);
                 bad = 1;
             }
         } else if (!strcmp(a, "--debounce"))

@@ -5,8 +5,10 @@
  *    "pred","slm","conf","em","es","fuzz","ms_first","ms_second","calls",
  *    "prompt_tokens","gen_tokens","draft_tokens","draft_accepted",
  *    "stage1_accepted","stage2_rounds","llm_failed",
- *    "shadow","shadow_em","shadow_es","shadow_fuzz","ms_shadow","shadow_calls","error"}
- * with "slm", "shadow" and "error" null when absent. A run appends one line per
+ *    "shadow","shadow_em","shadow_es","shadow_fuzz","ms_shadow","shadow_calls","error",
+ *    "copy_p","copy"}
+ * with "slm", "shadow", "error" and "copy" null when absent ("copy_p" and
+ * "copy" may be missing altogether: records made before the copy tier). A run appends one line per
  * finished task and flushes it, so an interrupted run loses at most the line
  * being written; the loader ignores such a torn last line. */
 #include "mccom/eval.h"
@@ -26,6 +28,7 @@ void mc_eval_rec_fini(mc_eval_rec *r) {
     free(r->slm);
     free(r->shadow);
     free(r->error);
+    free(r->copy);
     memset(r, 0, sizeof *r);
 }
 
@@ -68,6 +71,8 @@ int mc_eval_rec_write(FILE *f, const mc_eval_rec *r) {
     json_object_set_new(o, "ms_shadow", json_real(r->ms_shadow));
     json_object_set_new(o, "shadow_calls", json_integer(r->shadow_calls));
     json_object_set_new(o, "error", str_or_null(r->error));
+    json_object_set_new(o, "copy_p", json_real(r->copy_p));
+    json_object_set_new(o, "copy", str_or_null(r->copy));
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     json_decref(o);
     if (!s)
@@ -101,7 +106,7 @@ static double get_num(json_t *o, const char *k, bool *bad) {
 }
 
 static int parse_path(const char *s) {
-    for (int p = 0; p < 4; p++)
+    for (int p = 0; p < MC_CASCADE_N_PATHS; p++)
         if (s && !strcmp(s, mc_cascade_path_name(p)))
             return p;
     return -1;
@@ -117,6 +122,7 @@ static int parse_rec(json_t *o, mc_eval_rec *r) {
     r->slm = get_str(o, "slm", &bad);
     r->shadow = get_str(o, "shadow", &bad);
     r->error = get_str(o, "error", &bad);
+    r->copy = get_str(o, "copy", &bad);
     const char *hash = json_string_value(json_object_get(o, "hash"));
     const char *mode = json_string_value(json_object_get(o, "mode"));
     const char *path = json_string_value(json_object_get(o, "path"));
@@ -144,6 +150,8 @@ static int parse_rec(json_t *o, mc_eval_rec *r) {
     r->shadow_score.fuzz = (int)get_num(o, "shadow_fuzz", &bad);
     r->ms_shadow = get_num(o, "ms_shadow", &bad);
     r->shadow_calls = (int)get_num(o, "shadow_calls", &bad);
+    json_t *cp = json_object_get(o, "copy_p");
+    r->copy_p = cp ? (float)get_num(o, "copy_p", &bad) : -1.0f;
     if (bad || !r->split || !r->task || !r->repo || !r->pred || !hash || !end || *end ||
         r->mode < 0 || r->path < 0) {
         mc_eval_rec_fini(r);

@@ -373,9 +373,11 @@ static void section_repos(ctx *c) {
 
 static void section_paths(ctx *c) {
     FILE *f = c->f;
-    fprintf(f, "## Cascade paths\n\nHow the final suggestion came: *slm* accepted from the small "
-               "model (no LLM call), *confidence* escalated at once (confidence < τ), *rejection* "
-               "escalated after the simulated user rejected the small model's line. Latency is "
+    fprintf(f, "## Cascade paths\n\nHow the final suggestion came: *copy* the copy tier's line "
+               "shown at once (no model ran) and accepted, *slm* accepted from the small "
+               "model (its own line or a copy line it picked; no LLM call), *confidence* escalated "
+               "at once (confidence < τ), *rejection* escalated after the simulated user rejected "
+               "the local line. Latency is "
                "model + network time until the final suggestion was shown; the user's reaction "
                "(%g ms per rejection) is the last column, never inside latency.\n\n",
             c->p->reaction_ms);
@@ -385,7 +387,12 @@ static void section_paths(ctx *c) {
         if (!c->modes[m])
             continue;
         int n_all = pick(c, m, NULL, REPOS_ALL, NULL);
-        for (int path = MC_PATH_SLM; path <= MC_PATH_REJECTION; path++) {
+        static const int paths[] = {MC_PATH_COPY, MC_PATH_SLM, MC_PATH_CONFIDENCE,
+                                    MC_PATH_REJECTION};
+        for (size_t pi = 0; pi < MC_ARRAY_LEN(paths); pi++) {
+            const int path = paths[pi];
+            if (path == MC_PATH_COPY && !mc_eval_mode_copy(m))
+                continue;
             int n = 0;
             for (int i = 0; i < n_all; i++)
                 if (c->buf[i]->path == path)
@@ -492,19 +499,113 @@ static void section_sweep(ctx *c, int which, const char *plot_rel, const char *p
     int n = pick(c, MC_EVAL_CASCADE_NO_ROUTING, NULL, which, NULL);
     mc_eval_sweep_pt pt[MC_EVAL_N_TAU];
     fprintf(f, "| τ | LLM usage | EM | ES | latency mean | p95 | latency + reaction | "
-               "slm / confidence / rejection |\n|---:|---:|---:|---:|---:|---:|---:|---|\n");
+               "copy / slm / confidence / rejection |\n|---:|---:|---:|---:|---:|---:|---:|---|\n");
     for (int g = 0; g < MC_EVAL_N_TAU; g++) {
         mc_eval_sweep_at(c->buf, n, mc_eval_tau_grid[g], c->p->rtt_ms, c->p->reaction_ms, &pt[g]);
         bool here = fabs(mc_eval_tau_grid[g] - c->p->tau) < 1e-9;
-        fprintf(f, "| %s%.2f%s | %.1f%% | %.1f%% | %.1f%% | %.1f ms | %.1f | %.1f ms | %d / %d / %d |\n",
+        fprintf(f, "| %s%.2f%s | %.1f%% | %.1f%% | %.1f%% | %.1f ms | %.1f | %.1f ms | %d / %d / %d / %d |\n",
                 here ? "**" : "", pt[g].tau, here ? "**" : "", pct(pt[g].usage), pct(pt[g].em),
-                pct(pt[g].es), pt[g].lat_mean, pt[g].lat_p95, pt[g].time_mean, pt[g].n_path[0],
-                pt[g].n_path[1], pt[g].n_path[2]);
+                pct(pt[g].es), pt[g].lat_mean, pt[g].lat_p95, pt[g].time_mean,
+                pt[g].n_path[MC_PATH_COPY], pt[g].n_path[MC_PATH_SLM],
+                pt[g].n_path[MC_PATH_CONFIDENCE], pt[g].n_path[MC_PATH_REJECTION]);
     }
     if (plot_abs && plot_sweep(c, pt, MC_EVAL_N_TAU, plot_abs))
         fprintf(f, "\n![tau sweep](%s)\n\n", plot_rel);
     else
         fprintf(f, "\n_(plot not drawn: the gnuplot program is missing or failed)_\n\n");
+}
+
+/* ---- the copy tier ------------------------------------------------------- */
+
+static void copy_rows(ctx *c, int which) {
+    FILE *f = c->f;
+    static const int modes[] = {MC_EVAL_COPY, MC_EVAL_SLM_COPY, MC_EVAL_SLM, MC_EVAL_CASCADE,
+                                MC_EVAL_CASCADE_NO_COPY};
+    for (size_t k = 0; k < MC_ARRAY_LEN(modes); k++) {
+        int m = modes[k];
+        mc_eval_agg a;
+        if (!c->modes[m] || agg_of(c, m, NULL, which, c->p->rtt_ms, &a) != 0 || a.n == 0)
+            continue;
+        int n_prop = 0;
+        for (int i = 0; i < a.n; i++)
+            n_prop += c->buf[i]->copy != NULL;
+        char pc[32] = "–"; /* the copy mode has only that path */
+        if (m != MC_EVAL_COPY)
+            snprintf(pc, sizeof pc, "%.1f%%", pct((double)a.n_path[MC_PATH_COPY] / a.n));
+        fprintf(f, "| %s | `%s` | %d | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %s | %.1f ms |\n",
+                which_name(which), mc_eval_mode_name(m), a.n, pct(a.em),
+                pct((double)n_prop / a.n), pct((double)a.n_copy / a.n),
+                a.n_copy ? pct((double)a.n_copy_ok / a.n_copy) : 0.0, pc, a.lat_mean);
+    }
+}
+
+static void section_copy(ctx *c, int held) {
+    FILE *f = c->f;
+    if (!c->modes[MC_EVAL_COPY] && !c->modes[MC_EVAL_SLM_COPY] && !c->modes[MC_EVAL_CASCADE_NO_COPY])
+        return;
+    fprintf(f, "## The copy tier\n\nTier 0 proposes the line that followed the last lines above "
+               "the cursor elsewhere in the file or the repository (docs/copy.md); its precision "
+               "estimate was calibrated on the calibration repositories only. *proposal*: the "
+               "tier had a line; *copy shown*: the first suggestion shown was a copy line (at "
+               "once, or picked by the small model); *precision*: the share of those that were "
+               "right; *path copy*: shown at once without a model (estimate ≥ τ_copy) and "
+               "accepted. All splits together.\n\n");
+    fprintf(f, "| repositories | mode | tasks | EM | proposal | copy shown | precision | path copy "
+               "| latency mean |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    if (held != REPOS_ALL) {
+        copy_rows(c, REPOS_CAL);
+        copy_rows(c, REPOS_HELD);
+    }
+    copy_rows(c, REPOS_ALL);
+    fprintf(f, "\n");
+    if (c->modes[MC_EVAL_COPY]) {
+        fprintf(f, "**τ_copy** (show at once, no model, when the top proposal's estimate is at "
+                   "least τ_copy): the share of tasks shown at once and their precision, from the "
+                   "`copy` run (its records hold every top proposal's estimate).\n\n"
+                   "| τ_copy | calibration: shown | precision | mean estimate | held-out: shown | "
+                   "precision | mean estimate |\n|---:|---:|---:|---:|---:|---:|---:|\n");
+        static const double taus[] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
+        for (size_t k = 0; k < MC_ARRAY_LEN(taus); k++) {
+            fprintf(f, "| %.1f |", taus[k]);
+            for (int w = 0; w < 2; w++) {
+                int n = pick(c, MC_EVAL_COPY, NULL, held == REPOS_ALL ? REPOS_ALL : w ? REPOS_HELD : REPOS_CAL, NULL);
+                int shown = 0, ok = 0;
+                double est = 0;
+                for (int i = 0; i < n; i++)
+                    if (c->buf[i]->copy_p >= taus[k]) {
+                        shown++;
+                        ok += c->buf[i]->score.em;
+                        est += c->buf[i]->copy_p;
+                    }
+                fprintf(f, " %.1f%% | %.1f%% | %.1f%% |", n ? pct((double)shown / n) : 0.0,
+                        shown ? pct((double)ok / shown) : 0.0, shown ? pct(est / shown) : 0.0);
+            }
+            fprintf(f, "\n");
+        }
+        fprintf(f, "\n");
+    }
+    if (c->modes[MC_EVAL_COPY] && c->modes[MC_EVAL_SLM]) {
+        /* what a pick rule between the two could gain: tasks where one is right */
+        int w = held == REPOS_ALL ? REPOS_ALL : REPOS_CAL;
+        int n = pick(c, MC_EVAL_COPY, NULL, w, NULL), both = 0, only_copy = 0, only_slm = 0,
+            none = 0, total = 0;
+        for (int i = 0; i < n; i++) {
+            const mc_eval_rec *r = c->buf[i];
+            const mc_eval_rec *s = mc_eval_recs_find(c->rs, r->split, r->task, MC_EVAL_SLM);
+            if (!r->copy || !s || s->error)
+                continue;
+            total++;
+            both += r->score.em && s->score.em;
+            only_copy += r->score.em && !s->score.em;
+            only_slm += !r->score.em && s->score.em;
+            none += !r->score.em && !s->score.em;
+        }
+        fprintf(f, "**Pick rule** (%s, tasks with a copy proposal: %d): copy and small model both "
+                   "right %d, only the copy line %d, only the small model's line %d, neither %d. "
+                   "The small model can only gain where its line alone is right; the pick rule "
+                   "(`copy_w`, `copy_theta`, docs/copy.md) is set from this table.\n\n",
+                which_name(w), total, both, only_copy, only_slm, none);
+    }
 }
 
 /* ---- consistency --------------------------------------------------------- */
@@ -526,14 +627,19 @@ static void section_checks(ctx *c) {
         int failed = 0;
         for (int i = 0; i < c->rs->n; i++)
             failed += c->rs->r[i].mode == m && (c->rs->r[i].llm_failed || c->rs->r[i].error);
-        int sum = a.n_path[0] + a.n_path[1] + a.n_path[2] + a.n_path[3];
-        snprintf(d, sizeof d, "%s: %d + %d + %d = %d of %d", mc_eval_mode_name(m), a.n_path[0],
-                 a.n_path[1], a.n_path[2], sum, a.n);
-        check_line(f, sum == a.n && a.n_path[3] == 0, "per-path counts sum to the tasks", d);
+        int sum = a.n_path[MC_PATH_COPY] + a.n_path[MC_PATH_SLM] + a.n_path[MC_PATH_CONFIDENCE] +
+                  a.n_path[MC_PATH_REJECTION] + a.n_path[MC_PATH_LLM];
+        int acc = a.n_path[MC_PATH_COPY] + a.n_path[MC_PATH_SLM];
+        snprintf(d, sizeof d, "%s: %d + %d + %d + %d = %d of %d", mc_eval_mode_name(m),
+                 a.n_path[MC_PATH_COPY], a.n_path[MC_PATH_SLM], a.n_path[MC_PATH_CONFIDENCE],
+                 a.n_path[MC_PATH_REJECTION], sum, a.n);
+        check_line(f, sum == a.n && a.n_path[MC_PATH_LLM] == 0 &&
+                          (mc_eval_mode_copy(m) || a.n_path[MC_PATH_COPY] == 0),
+                   "per-path counts sum to the tasks", d);
         if (failed == 0) {
             snprintf(d, sizeof d, "%s: %d tasks call the LLM, %d accepted of %d", mc_eval_mode_name(m),
-                     a.n_llm, a.n_path[0], a.n);
-            check_line(f, a.n_llm == a.n - a.n_path[0], "LLM call rate = 1 − accepted share", d);
+                     a.n_llm, acc, a.n);
+            check_line(f, a.n_llm == a.n - acc, "LLM call rate = 1 − accepted share", d);
         }
         /* the cascade's small-model line is the slm mode's line */
         int same = 0, total = 0;
@@ -544,6 +650,8 @@ static void section_checks(ctx *c) {
             const mc_eval_rec *s = mc_eval_recs_find(c->rs, r->split, r->task, MC_EVAL_SLM);
             if (!s || s->error)
                 continue;
+            if (!r->slm && r->copy_p > 0)
+                continue; /* a copy line shown at once: the SLM did not run */
             total++;
             same += r->slm && !strcmp(r->slm, s->pred);
         }
@@ -668,9 +776,11 @@ int mc_eval_report(mc_eval_recs *rs, const mc_eval_report_params *p, mc_err *err
                "suggestion is shown (%g ms round trip added per LLM call; the user's reaction, "
                "%g ms per rejection, is reported separately). **Modes**: `slm` small model alone "
                "(with retrieval); `llm` large model, in-file context; `llm+rag` one retrieval "
-               "round; `llm+iter` RepoCoder's two rounds (two LLM calls); `cascade` MCCom (τ = %.2f); "
-               "`cascade-no-routing`/`-no-spec`/`-no-iter` without confidence routing, "
-               "speculative decoding, retrieval round 2.\n\n",
+               "round; `llm+iter` RepoCoder's two rounds (two LLM calls); `copy` the copy tier "
+               "alone (its top proposal, no model); `slm+copy` the copy tier, then the small model "
+               "(no LLM); `cascade` MCCom with the copy tier (τ = %.2f); "
+               "`cascade-no-routing`/`-no-spec`/`-no-iter`/`-no-copy` without confidence routing, "
+               "speculative decoding, retrieval round 2, the copy tier.\n\n",
             p->rtt_ms, p->reaction_ms, p->tau);
     headline(&c, held);
     char png[1024], png_rel[1024];
@@ -697,6 +807,7 @@ int mc_eval_report(mc_eval_recs *rs, const mc_eval_report_params *p, mc_err *err
     section_paths(&c);
     section_spec(&c);
     section_llm(&c, held);
+    section_copy(&c, held);
     snprintf(png, sizeof png, "%s/tau-sweep.png", p->plot_dir ? p->plot_dir : ".");
     rel_path(png_rel, sizeof png_rel, p->md_path, png);
     section_sweep(&c, held, png_rel, p->plot_dir ? png : NULL);
@@ -712,7 +823,10 @@ int mc_eval_report(mc_eval_recs *rs, const mc_eval_report_params *p, mc_err *err
                "deployment the large model runs on a server (`--rtt-ms` adds the network per "
                "call; `--remote` measures a real server).\n"
                "- Latency is wall time on the machine named above: compare modes within one run, "
-               "not across machines or runs.\n\n",
+               "not across machines or runs.\n"
+               "- The copy tier never invents a line: it can only be right where the target line "
+               "occurs, after the same line(s), earlier in its file or elsewhere in the "
+               "repository.\n\n",
             p->reaction_ms);
     if (ferror(f))
         rc = mc_err_set(err, MC_EIO, -1, "writing %s failed", p->md_path);

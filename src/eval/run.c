@@ -19,6 +19,7 @@
 struct mc_eval_runner {
     mc_eval_setup s;
     mc_retr_index *ix;
+    mc_copy_index *cx;   /* follows ix (owned) */
     mc_cascade *cas[MC_EVAL_N_MODES];
     mc_llm *own_llm[MC_EVAL_N_MODES];
 };
@@ -41,6 +42,11 @@ int mc_eval_mode_parse(const char *s) {
 }
 
 bool mc_eval_mode_cascade(int mode) { return mode >= MC_EVAL_CASCADE && mode < MC_EVAL_N_MODES; }
+
+bool mc_eval_mode_copy(int mode) {
+    return mode == MC_EVAL_COPY || mode == MC_EVAL_SLM_COPY ||
+           (mc_eval_mode_cascade(mode) && mode != MC_EVAL_CASCADE_NO_COPY);
+}
 
 bool mc_eval_mode_needs_llm(int mode) { return mode >= MC_EVAL_LLM && mode <= MC_EVAL_LLM_ITER; }
 
@@ -72,22 +78,36 @@ void mc_eval_runner_free(mc_eval_runner *r) {
         mc_cascade_free(r->cas[m]);
         mc_llm_free(r->own_llm[m]);
     }
+    mc_copy_free(r->cx);
     free(r);
 }
 
 void mc_eval_runner_set_index(mc_eval_runner *r, mc_retr_index *ix) {
     r->ix = ix;
-    for (int m = 0; m < MC_EVAL_N_MODES; m++)
-        if (r->cas[m])
-            mc_cascade_set_index(r->cas[m], ix);
+    mc_copy_free(r->cx);
+    r->cx = NULL;
+    mc_err e;
+    /* without memory for it the copy modes just propose nothing */
+    if (ix && mc_copy_new(&r->cx, ix, &e) == 0 && mc_copy_sync(r->cx, NULL, &e) != 0) {
+        mc_copy_free(r->cx);
+        r->cx = NULL;
+    }
+    for (int m = 0; m < MC_EVAL_N_MODES; m++) {
+        if (!r->cas[m])
+            continue;
+        mc_cascade_set_index(r->cas[m], ix);
+        mc_cascade_set_copy(r->cas[m], mc_eval_mode_copy(m) ? r->cx : NULL);
+    }
 }
 
 static mc_cascade_params mode_params(const mc_eval_runner *r, int mode) {
     mc_cascade_params p = r->s.params;
     p.routing = mode == MC_EVAL_CASCADE || mode == MC_EVAL_CASCADE_NO_SPEC ||
-                mode == MC_EVAL_CASCADE_NO_ITER;
+                mode == MC_EVAL_CASCADE_NO_ITER || mode == MC_EVAL_CASCADE_NO_COPY;
     p.speculative = mode != MC_EVAL_CASCADE_NO_SPEC;
     p.iterative = mode != MC_EVAL_CASCADE_NO_ITER;
+    p.copy = p.copy && mc_eval_mode_copy(mode);
+    p.copy_below = false; /* the documents end at the cursor anyway */
     return p;
 }
 
@@ -111,7 +131,7 @@ int mc_eval_runner_set_tau(mc_eval_runner *r, double tau, mc_err *err) {
 static int cascade_of(mc_eval_runner *r, int mode, mc_cascade **out, mc_err *err) {
     if (!r->cas[mode]) {
         mc_llm *llm = NULL;
-        if (mode != MC_EVAL_SLM) {
+        if (mode != MC_EVAL_SLM && mode != MC_EVAL_COPY && mode != MC_EVAL_SLM_COPY) {
             if (r->s.llm_model) {
                 int rc = mc_llm_local_new(r->s.llm_model, r->s.tok, &r->s.llm_ctx,
                                           &r->own_llm[mode], err);
@@ -130,6 +150,7 @@ static int cascade_of(mc_eval_runner *r, int mode, mc_cascade **out, mc_err *err
                                 &r->cas[mode], err);
         if (rc != 0)
             return rc;
+        mc_cascade_set_copy(r->cas[mode], mc_eval_mode_copy(mode) ? r->cx : NULL);
     }
     *out = r->cas[mode];
     return 0;
@@ -147,6 +168,18 @@ static void take_llm_stats(mc_eval_rec *rec, const mc_cascade_stats *st) {
 }
 
 static char *clean(const char *s, size_t n) { return mc_eval_utf8_clean(s ? s : "", s ? n : 0, NULL); }
+
+/* The copy tier's part of a record: the first suggestion's copy line and
+ * precision, the top proposal. 0 or MC_ENOMEM. */
+static int take_copy(mc_eval_rec *rec, const mc_suggestion *s) {
+    rec->copy_p = s->source == MC_SRC_COPY ? s->copy_precision : -1.0f;
+    if (s->copy_top) {
+        rec->copy = clean(s->copy_top, strlen(s->copy_top));
+        if (!rec->copy)
+            return MC_ENOMEM;
+    }
+    return 0;
+}
 
 static bool user_accepts(const mc_eval_task *t, const mc_suggestion *s) {
     mc_eval_score sc;
@@ -166,13 +199,14 @@ static int run_cascade(mc_eval_runner *r, mc_cascade *c, const mc_eval_task *t,
     if (rc != 0)
         goto out;
     rec->conf = sug->confidence;
-    rec->slm = clean(sug->slm_text, sug->slm_text ? strlen(sug->slm_text) : 0);
-    if (!rec->slm) {
+    rec->slm = sug->slm_text ? clean(sug->slm_text, strlen(sug->slm_text)) : NULL;
+    if ((sug->slm_text && !rec->slm) || take_copy(rec, sug) != 0) {
         rc = MC_ENOMEM;
         goto out;
     }
     const mc_suggestion *fin = sug;
-    if (sug->source == 0 && user_accepts(t, sug)) {
+    const bool local = sug->source != MC_SRC_LLM;
+    if (local && user_accepts(t, sug)) {
         if (mode == MC_EVAL_CASCADE_NO_ROUTING) {
             /* calibration: what escalating this line would have given */
             mc_suggestion sh;
@@ -194,7 +228,7 @@ static int run_cascade(mc_eval_runner *r, mc_cascade *c, const mc_eval_task *t,
         rec->pred = clean(sug->text, sug->len);
         take_llm_stats(rec, &sug->st);
         mc_session_accepted(s, sug->len);
-    } else if (sug->source == 0) {
+    } else if (local) {
         /* rejected: the user re-asks (the reaction delay is not slept) */
         double t1 = now(r);
         rc = mc_session_escalate(s, d, NULL, &fin, err);
@@ -233,6 +267,7 @@ int mc_eval_run(mc_eval_runner *r, const char *split, const mc_eval_task *t, int
                    ? (double)r->s.params.tau
                    : -1.0;
     rec->conf = -1.0f;
+    rec->copy_p = -1.0f;
     mc_cascade *c = NULL;
     int rc = cascade_of(r, mode, &c, err);
     if (rc != 0) {
@@ -258,15 +293,27 @@ int mc_eval_run(mc_eval_runner *r, const char *split, const mc_eval_task *t, int
     mc_err_clear(&terr);
     mc_suggestion sug;
     memset(&sug, 0, sizeof sug);
-    if (mode == MC_EVAL_SLM) {
+    if (mode == MC_EVAL_SLM || mode == MC_EVAL_SLM_COPY) {
         double t0 = now(r);
         rc = mc_cascade_suggest(c, &d, NULL, &sug, &terr);
         rec->ms_first = now(r) - t0;
         if (rc == 0) {
             rec->pred = clean(sug.text, sug.len);
-            rec->slm = clean(sug.text, sug.len);
+            rec->slm = sug.slm_text ? clean(sug.slm_text, strlen(sug.slm_text)) : NULL;
             rec->conf = sug.confidence;
-            rec->path = MC_PATH_SLM;
+            rec->path = sug.path;
+            if ((sug.slm_text && !rec->slm) || take_copy(rec, &sug) != 0)
+                rc = MC_ENOMEM;
+        }
+    } else if (mode == MC_EVAL_COPY) {
+        double t0 = now(r);
+        rc = mc_cascade_copy_only(c, &d, &sug, &terr);
+        rec->ms_first = now(r) - t0;
+        if (rc == 0) {
+            rec->pred = clean(sug.text, sug.len);
+            rec->path = MC_PATH_COPY;
+            if (take_copy(rec, &sug) != 0)
+                rc = MC_ENOMEM;
         }
     } else if (mc_eval_mode_needs_llm(mode)) {
         double t0 = now(r);

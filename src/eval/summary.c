@@ -9,8 +9,10 @@
  * confidence and time, and the escalation's line, time and calls (the real one
  * after a rejection, a shadow one after an acceptance), so the outcome at any
  * τ follows: confidence < τ → the escalated line, after both times; otherwise
- * what the user did. The reaction delay is only ever added as a separate
- * figure. Nothing here runs a model. */
+ * what the user did. A copy line shown first (at once, or picked over the
+ * small model's) is never routed by confidence, so its record stands at every
+ * τ. The reaction delay is only ever added as a separate figure. Nothing here
+ * runs a model. */
 #include "mccom/eval.h"
 
 #include <math.h>
@@ -27,8 +29,26 @@ double mc_eval_latency(const mc_eval_rec *r, double rtt_ms) {
 
 bool mc_eval_outcome_at(const mc_eval_rec *r, double tau, double rtt_ms, mc_eval_outcome *o) {
     memset(o, 0, sizeof *o);
-    if (r->error || r->llm_failed || !r->slm)
+    if (r->error || r->llm_failed)
         return false;
+    if (r->path == MC_PATH_COPY) { /* shown at once by the copy tier: no threshold applies */
+        o->path = MC_PATH_COPY;
+        o->pred = r->pred;
+        o->score = r->score;
+        o->calls = r->calls;
+        o->latency = mc_eval_latency(r, rtt_ms);
+        return true;
+    }
+    if (!r->slm)
+        return false;
+    if (r->copy_p > 0) { /* a copy line was shown: the router never escalates it at once */
+        o->path = r->path;
+        o->pred = r->pred;
+        o->score = r->score;
+        o->calls = r->calls;
+        o->latency = mc_eval_latency(r, rtt_ms);
+        return r->path == MC_PATH_SLM || r->path == MC_PATH_REJECTION;
+    }
     bool accepted = r->path == MC_PATH_SLM;
     if (!accepted && r->path != MC_PATH_REJECTION)
         return false; /* not a cascade-no-routing record */
@@ -85,8 +105,13 @@ int mc_eval_aggregate(const mc_eval_rec *const *recs, int n, double rtt_ms, doub
         out->lat_mean += lat[i];
         if (r->path == MC_PATH_REJECTION)
             out->react_mean += reaction_ms;
-        if (r->path >= 0 && r->path < 4)
+        if (r->path >= 0 && r->path < MC_CASCADE_N_PATHS)
             out->n_path[r->path]++;
+        if (r->copy_p > 0) {
+            out->n_copy++;
+            /* a copy line shown first was right iff the final answer is it */
+            out->n_copy_ok += r->path == MC_PATH_COPY || r->path == MC_PATH_SLM ? r->score.em : 0;
+        }
         out->n_llm += r->calls > 0;
         out->calls += r->calls;
         out->prompt_tokens += r->prompt_tokens;

@@ -21,6 +21,8 @@ void mc__lsp_config_from_params(mc__lsp_config *c, const mc_lsp_params *p) {
     c->llm_log = dup_or_null(p->llm_log);
     c->tau = p->tau;
     c->retrieval = p->retrieval;
+    c->copy = p->copy;
+    c->tau_copy = p->tau_copy;
     c->debounce_ms = p->debounce_ms;
     c->max_line_tokens = p->max_line_tokens;
     c->n_threads = p->n_threads;
@@ -154,6 +156,16 @@ int mc__lsp_config_apply(mc__lsp_config *c, const json_t *o, char *msg, size_t c
                 problem(msg, cap, &n, key, "must be true or false");
             else
                 c->retrieval = json_is_true(v);
+        } else if (!strcmp(key, "copy")) {
+            if (!json_is_boolean(v))
+                problem(msg, cap, &n, key, "must be true or false");
+            else
+                c->copy = json_is_true(v);
+        } else if (!strcmp(key, "tauCopy")) {
+            if (!json_is_number(v) || !(json_number_value(v) >= 0.0))
+                problem(msg, cap, &n, key, "must be a number >= 0 (above 1: never at once)");
+            else
+                c->tau_copy = (float)json_number_value(v);
         } else if (!strcmp(key, "completion")) {
             if (!json_is_boolean(v))
                 problem(msg, cap, &n, key, "must be true or false");

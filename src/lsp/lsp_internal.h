@@ -90,6 +90,8 @@ typedef struct mc__lsp_config {
     char *slm_path, *llm_path, *tokenizer_path, *llm_url, *llm_api_key, *llm_log;
     float tau;
     bool retrieval;
+    bool copy;
+    float tau_copy;
     int debounce_ms;
     int max_line_tokens;
     int n_threads;

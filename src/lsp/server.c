@@ -24,6 +24,8 @@ mc_lsp_params mc_lsp_params_default(void) {
     memset(&p, 0, sizeof p);
     p.tau = mc_cascade_params_default().tau;
     p.retrieval = true;
+    p.copy = true;
+    p.tau_copy = mc_cascade_params_default().tau_copy;
     p.max_message_bytes = (size_t)64 << 20;
     p.load_files = true;
     p.log_level = 1;

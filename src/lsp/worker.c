@@ -54,6 +54,7 @@ struct mc__lsp_engine {
     mc_llm *llm;
     mc_cascade *c;
     mc_retr_index *ix;
+    mc_copy_index *cx;       /* tier 0, following ix (NULL: none) */
     char why_not[400];       /* why there is no cascade */
     bool client_reports_show;
     wdoc *docs;
@@ -177,6 +178,8 @@ static mc_cascade_params cascade_params(const mc__lsp_config *cfg) {
     mc_cascade_params p = mc_cascade_params_default();
     p.tau = cfg->tau;
     p.retrieval = cfg->retrieval;
+    p.copy = cfg->copy;
+    p.tau_copy = cfg->tau_copy;
     if (cfg->max_line_tokens > 0)
         p.max_line_tokens = cfg->max_line_tokens;
     return p;
@@ -250,6 +253,8 @@ static void load_slm(mc_lsp_server *s, mc__lsp_engine *e, const mc__lsp_config *
         mc_ctx_params cp = ctx_params(cfg);
         what = "cascade";
         rc = mc_cascade_new(&p, e->slm, e->tok, e->llm, e->ix, &cp, &e->c, &err);
+        if (rc == 0)
+            mc_cascade_set_copy(e->c, e->cx);
     }
     if (rc != 0) {
         snprintf(e->why_not, sizeof e->why_not, "%s: %s", what, err.msg);
@@ -336,7 +341,32 @@ static void pend_apply(mc_lsp_server *s, mc__lsp_engine *e) {
     e->n_pend = 0;
 }
 
+/* The copy tier's index, following the attached retrieval index: built here
+ * once (the cascade syncs it with every later index update itself). */
+static void attach_copy(mc_lsp_server *s, mc__lsp_engine *e) {
+    if (!e->ix)
+        return;
+    mc_err err;
+    double t0 = mc_time_s();
+    if (mc_copy_new(&e->cx, e->ix, &err) != 0 || mc_copy_sync(e->cx, NULL, &err) != 0) {
+        mc__lsp_log(s, 0, "copy index: %s; the copy tier is off", err.msg);
+        mc_copy_free(e->cx);
+        e->cx = NULL;
+        return;
+    }
+    mc_copy_stats st;
+    mc_copy_get_stats(e->cx, &st);
+    mc__lsp_log(s, 1, "copy index: %d files, %lld lines in %.0f ms", st.n_files,
+                (long long)st.n_lines, (mc_time_s() - t0) * 1e3);
+    if (e->c)
+        mc_cascade_set_copy(e->c, e->cx);
+}
+
 /* ---- replies ---------------------------------------------------------------------- */
+
+static const char *source_name(const mc_suggestion *g) {
+    return g->source == MC_SRC_LLM ? "llm" : g->source == MC_SRC_COPY ? "copy" : "slm";
+}
 
 /* One InlineCompletionItem for a suggestion at the job's cursor, with mccom's
  * own member "mccom" (the id the notifications name, and where it came from),
@@ -349,13 +379,20 @@ static json_t *item_of(mc_lsp_server *s, const mc__lsp_job *j, const mc_suggesti
     uint32_t line, ch;
     mc_lsp_position(j->text->data, j->text->len, j->cursor, s->enc, &line, &ch);
     json_t *pos = json_pack("{s:I, s:I}", "line", (json_int_t)line, "character", (json_int_t)ch);
-    return json_pack("{s:s%, s:{s:O, s:o}, s:{s:s, s:s, s:[{s:s, s:I}]}, s:{s:I, s:s, s:s, s:f, s:b, s:f}}",
-                     "insertText", sug->text, n, "range", "start", pos, "end", pos, "command",
-                     "title", "mccom: accepted", "command", "mccom.accept", "arguments", "uri", j->uri, "id",
-                     (json_int_t)sug->id, "mccom", "id", (json_int_t)sug->id, "source",
-                     sug->source ? "llm" : "slm", "path", mc_cascade_path_name(sug->path),
-                     "confidence", (double)sug->confidence, "reused", reused, "ms",
-                     reused ? 0.0 : sug->st.ms_total);
+    json_t *it = json_pack(
+        "{s:s%, s:{s:O, s:o}, s:{s:s, s:s, s:[{s:s, s:I}]}, s:{s:I, s:s, s:s, s:f, s:b, s:f}}",
+        "insertText", sug->text, n, "range", "start", pos, "end", pos, "command", "title",
+        "mccom: accepted", "command", "mccom.accept", "arguments", "uri", j->uri, "id",
+        (json_int_t)sug->id, "mccom", "id", (json_int_t)sug->id, "source", source_name(sug),
+        "path", mc_cascade_path_name(sug->path), "confidence", (double)sug->confidence, "reused",
+        reused, "ms", reused ? 0.0 : sug->st.ms_total);
+    if (it && sug->source == MC_SRC_COPY) { /* where the line was copied from, and how sure */
+        json_t *mc = json_object_get(it, "mccom");
+        json_object_set_new(mc, "precision", json_real(sug->copy_precision));
+        json_object_set_new(mc, "copiedFrom", json_pack("{s:s, s:i}", "file", sug->copy_file,
+                                                        "line", sug->copy_line));
+    }
+    return it;
 }
 
 /* The suggestion as a CompletionList for editors without inline completion:
@@ -386,13 +423,16 @@ static json_t *completion_list(mc_lsp_server *s, const mc__lsp_job *j, const mc_
                 json_pack("{s:s, s:i, s:s, s:s, s:s, s:b, s:{s:{s:{s:I, s:I}, s:{s:I, s:I}}, s:s}, "
                           "s:{s:s, s:s, s:[{s:s, s:I}]}, s:{s:I, s:s, s:s}}",
                           "label", full, "kind", 1, "detail",
-                          sug->source ? "mccom: large model" : "mccom", "filterText", full,
+                          sug->source == MC_SRC_LLM    ? "mccom: large model"
+                          : sug->source == MC_SRC_COPY ? "mccom: copied"
+                                                       : "mccom",
+                          "filterText", full,
                           "sortText", "0", "preselect", 1, "textEdit", "range", "start", "line",
                           (json_int_t)l0, "character", (json_int_t)c0, "end", "line",
                           (json_int_t)l1, "character", (json_int_t)c1, "newText", full, "command",
                           "title", "mccom: accepted", "command", "mccom.accept", "arguments",
                           "uri", j->uri, "id", (json_int_t)sug->id, "mccom", "id",
-                          (json_int_t)sug->id, "source", sug->source ? "llm" : "slm", "path",
+                          (json_int_t)sug->id, "source", source_name(sug), "path",
                           mc_cascade_path_name(sug->path)));
             free(full);
         }
@@ -505,7 +545,7 @@ static void run_complete(mc_lsp_server *s, mc__lsp_engine *e, mc__lsp_job *j) {
         mc__lsp_reply(s, j->id, json_pack("{s:o}", "items", items));
     }
     mc__lsp_log(s, 2, "completion %llu: %s %s, %zu bytes, %.1f ms in the cascade, %.1f ms since queued",
-                (unsigned long long)sug->id, sug->source ? "llm" : "slm",
+                (unsigned long long)sug->id, source_name(sug),
                 reused ? "reused" : mc_cascade_path_name(sug->path), sug->len,
                 reused ? 0.0 : sug->st.ms_total, (mc_time_s() - j->t_queued) * 1e3);
 }
@@ -548,7 +588,7 @@ static void run_event(mc_lsp_server *s, mc__lsp_engine *e, mc__lsp_job *j) {
         return;
     }
     remember(w, j, sug);
-    if (sug->source != 1 || sug->st.llm_failed) {
+    if (sug->source != MC_SRC_LLM || sug->st.llm_failed) {
         mc__lsp_log(s, 1, "escalation: the large model did not answer; nothing pushed");
         return;
     }
@@ -582,11 +622,16 @@ static void run_job(mc_lsp_server *s, mc__lsp_engine *e, mc__lsp_job *j) {
         pend_add(s, e, j->rel, j->kind == JOB_INDEX_SET ? j->text : NULL);
         break;
     case JOB_INDEX_ATTACH:
+        if (e->c)
+            mc_cascade_set_copy(e->c, NULL);
+        mc_copy_free(e->cx); /* it follows the old index */
+        e->cx = NULL;
         mc_retr_free(e->ix);
         e->ix = j->ix;
         j->ix = NULL;
         if (e->c)
             mc_cascade_set_index(e->c, e->ix);
+        attach_copy(s, e);
         pend_apply(s, e);
         break;
     case JOB_CLOSE:
@@ -664,6 +709,7 @@ void mc__lsp_worker_join(mc_lsp_server *s) {
     if (!e)
         return;
     unload(e);
+    mc_copy_free(e->cx);
     for (int i = 0; i < e->n_docs; i++)
         wdoc_fini(&e->docs[i]);
     free(e->docs);

@@ -188,6 +188,7 @@ void mc__retr_clear(mc_retr_index *ix) {
     ix->n_live_win = 0;
     ix->total_len = 0;
     ix->n_terms_live = 0;
+    ix->generation++;
 }
 
 void mc_retr_free(mc_retr_index *ix) {
@@ -607,6 +608,7 @@ int mc__retr_put_file(mc_retr_index *ix, const char *path, char *text, size_t le
         ix->files[pos] = f;
         ix->n_files++;
     }
+    ix->generation++;
     return 0;
 }
 
@@ -616,6 +618,7 @@ static void remove_at(mc_retr_index *ix, int pos) {
     rfile_free(f);
     memmove(ix->files + pos, ix->files + pos + 1, (size_t)(ix->n_files - pos - 1) * sizeof *ix->files);
     ix->n_files--;
+    ix->generation++;
 }
 
 int mc__retr_relpath(const mc_retr_index *ix, const char *path, char *buf, size_t cap) {
@@ -870,6 +873,42 @@ void mc_retr_get_stats(const mc_retr_index *ix, mc_retr_stats *st) {
         mem += (int64_t)ix->plists[i].cap * sizeof(rpost);
     }
     st->mem_bytes = mem;
+}
+
+int mc_retr_n_files(const mc_retr_index *ix) { return ix->n_files; }
+
+uint64_t mc_retr_generation(const mc_retr_index *ix) { return ix->generation; }
+
+static void file_view(const rfile *f, mc_retr_file *out) {
+    out->path = f->path;
+    out->text = f->text;
+    out->len = f->len;
+    out->hash = f->hash;
+    out->n_lines = f->n_lines;
+    out->line_off = f->line_off;
+    out->tok = f->tok;
+    out->tok_off = f->tok_off;
+}
+
+int mc_retr_tokenize(const mc_retr_index *ix, const char *s, size_t n, uint32_t *ids, int cap) {
+    return ix->tok.tokenize(ix->tok.ud, s, n, ids, cap);
+}
+
+int mc_retr_file_at(const mc_retr_index *ix, int i, mc_retr_file *out) {
+    memset(out, 0, sizeof *out);
+    if (i < 0 || i >= ix->n_files)
+        return MC_ERANGE;
+    file_view(ix->files[i], out);
+    return 0;
+}
+
+int mc_retr_file_get(const mc_retr_index *ix, const char *relpath, mc_retr_file *out) {
+    memset(out, 0, sizeof *out);
+    const rfile *f = relpath ? lookup(ix, relpath) : NULL;
+    if (!f)
+        return MC_ENOTFOUND;
+    file_view(f, out);
+    return 0;
 }
 
 int mc_retr_window_text(const mc_retr_index *ix, const char *file, int start_line, int n_lines,

@@ -77,6 +77,8 @@ struct mc_retr_index {
     rplist *plists;
     uint32_t n_plists, cap_plists;
     uint32_t n_terms_live;
+    /* bumped by every change of a file's content or the file set (mc_retr_generation) */
+    uint64_t generation;
 };
 
 /* index.c */
