@@ -173,6 +173,22 @@ class Packing(Base):
         self.assertEqual(int((d == 0).sum()), 8)
         self.assertEqual(len(d), 100 + 8 * 4)
 
+    def test_repeat_curriculum(self):
+        p = os.path.join(self.tmp, "t.tok")
+        rng = np.random.default_rng(5)
+        tokfile.write_token_file(p, [rng.integers(10, 200, size=300) for _ in range(20)], sep=0, n_vocab=256)
+        pk = train.Packer(tokfile.TokenFile(p), n_ctx=16, seed=3, fim_rate=0.0, repeat_rate=0.5)
+        rep = 0
+        for _ in range(20):
+            x, y = pk.next_batch(4)
+            seq = torch.cat([x, y[:, -1:]], 1)
+            for r in seq:
+                if torch.equal(r[8:16], r[:8]):  # the first half, again
+                    rep += 1
+        self.assertGreater(rep, 20)  # about half of 80 sequences
+        self.assertLess(rep, 60)
+        self.assertEqual(pk.state()["batches"], 20)
+
     def test_deterministic_for_a_seed(self):
         tok, vocab = self.byte_data()
         v = tokfile.Vocab(vocab)

@@ -81,8 +81,10 @@ class Packer:
     separator at weight 0), never FIM-transformed, and next_batch also returns the loss
     weight of every target."""
 
-    def __init__(self, tf, n_ctx, seed, fim_rate=0.5, spm_rate=0.5, fim_ids=(None, None, None)):
+    def __init__(self, tf, n_ctx, seed, fim_rate=0.5, spm_rate=0.5, fim_ids=(None, None, None),
+                 repeat_rate=0.0):
         self.tf, self.n_ctx, self.seed = tf, n_ctx, seed
+        self.repeat_rate, self.n_batches = repeat_rate, 0
         self.fim_rate, self.spm_rate = fim_rate, spm_rate
         self.pre, self.mid, self.suf = fim_ids
         starts, ends = tf.doc_bounds()
@@ -96,11 +98,12 @@ class Packer:
         self.examples = tf.weights is not None
 
     def state(self):
-        return {"epoch": self.epoch, "pos": self.pos, "buf": self.buf.tolist()}
+        return {"epoch": self.epoch, "pos": self.pos, "buf": self.buf.tolist(), "batches": self.n_batches}
 
     def load_state(self, s):
         self.epoch, self.pos = s["epoch"], s["pos"]
         self.buf = np.asarray(s["buf"], dtype=np.int64)
+        self.n_batches = s.get("batches", 0)
 
     def _doc(self):
         """The next document of the epoch, FIM-transformed piece by piece."""
@@ -155,7 +158,17 @@ class Packer:
         flat = np.concatenate(parts)
         x = np.lib.stride_tricks.sliding_window_view(flat[:need], T + 1)[::T]
         self.buf = flat[n_seq * T:].copy()  # the last target becomes the next first input
-        x = torch.from_numpy(np.array(x))  # a writable copy
+        x = np.array(x)  # a writable copy
+        if self.repeat_rate > 0:
+            # Repetition curriculum: a share of the sequences is their first half twice, so
+            # that copying from the context pays from the first steps (induction heads form
+            # after a long plateau on plain code; docs/training.md).
+            h = (T + 1) // 2
+            for i in range(n_seq):
+                if np.random.default_rng([self.seed, 3, self.n_batches, i]).random() < self.repeat_rate:
+                    x[i, h:] = x[i, :T + 1 - h]
+        self.n_batches += 1
+        x = torch.from_numpy(x)
         return x[:, :-1], x[:, 1:]
 
 
@@ -276,6 +289,9 @@ def parse_args(argv=None):
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--clip", type=float, default=1.0)
     ap.add_argument("--fim-rate", type=float, default=0.5)
+    ap.add_argument("--repeat-rate", type=float, default=0.0,
+                    help="share of plain sequences made of their first half twice (a copying "
+                         "curriculum)")
     ap.add_argument("--spm-rate", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--ckpt-every", type=int, default=200)
@@ -414,7 +430,7 @@ def main(argv=None):
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95), eps=1e-8, **opt_kw)
-    packer = Packer(tf, cfg.n_ctx, args.seed, args.fim_rate, args.spm_rate, fim_ids)
+    packer = Packer(tf, cfg.n_ctx, args.seed, args.fim_rate, args.spm_rate, fim_ids, args.repeat_rate)
     mixer = Packer(TokenFile(args.mix), cfg.n_ctx, args.seed + 1, 0.0) if args.mix and args.mix_rate > 0 else None
     step, tokens_seen, decay_start, warm_from = 0, 0, None, 0
 
