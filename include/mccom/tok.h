@@ -34,7 +34,9 @@
  *   28      4     u32 vocabulary size
  *   32      ...   n_tokens tokens (u16 or u32). Every document (input file) is
  *                 followed by one separator token. No BOS is added.
- * The file is written to OUT.tmp and renamed to OUT when complete.
+ * The file is replaced crash-safely (mc_file_tmp, include/mccom/file.h: a
+ * unique temp file beside OUT, fsync, rename): OUT is the old file or the new
+ * one, never a partial one.
  */
 #ifndef MCCOM_TOK_H
 #define MCCOM_TOK_H
@@ -208,8 +210,8 @@ typedef struct mc_tok_corpus_stats {
 
 /* Tokenize files and directories (recursively, in name order; files with a NUL
  * byte in their first 8 KiB are skipped as binary) into the token file format
- * above, on n_threads threads. The separator is EOS (else EOT). Written to
- * OUT.tmp, renamed to OUT when complete; on failure OUT is untouched. */
+ * above, on n_threads threads. The separator is EOS (else EOT). Written
+ * crash-safely (file.h); on failure OUT is untouched. */
 int mc_tok_corpus_write(const mc_tok *tok, const char *const *paths, int n_paths, int n_threads,
                         const char *out_path, bool progress, mc_tok_corpus_stats *stats,
                         mc_err *err);
@@ -250,7 +252,7 @@ int mc_tok_trainer_add_paths(mc_tok_trainer *t, const char *const *paths, int n_
 /* Learn merges; afterwards the vocabulary can be written or loaded. */
 int mc_tok_trainer_run(mc_tok_trainer *t, mc_err *err);
 /* Write a vocabulary-only GGUF (loads in llama.cpp: general.architecture
- * "llama", tokenizer.ggml.*). */
+ * "llama", tokenizer.ggml.*). Both writers replace PATH crash-safely (file.h). */
 int mc_tok_trainer_write_gguf(const mc_tok_trainer *t, const char *path, mc_err *err);
 /* Write the same vocabulary as a Hugging Face tokenizer.json. */
 int mc_tok_trainer_write_hf(const mc_tok_trainer *t, const char *path, mc_err *err);
