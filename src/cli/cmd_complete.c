@@ -7,6 +7,7 @@
  * user rejecting the small model's line, which escalates. */
 #include "cli.h"
 #include "mccom/cascade.h"
+#include "mccom/file.h"
 #include "mccom/remote.h"
 
 #include <stdlib.h>
@@ -31,7 +32,7 @@ static void usage(FILE *f) {
             "  --tau X             confidence threshold for routing (default 0.5)\n"
             "  --no-routing, --no-spec, --no-iter, --no-retrieval   switch off a stage\n"
             "  --reject            reject the small model's line (escalate)\n"
-            "  --index FILE        retrieval index (default DIR/.mccom-retr.idx)\n"
+            "  --index FILE        retrieval index (default: in the user's cache, outside DIR)\n"
             "  -t, --threads N     threads (default: all cores)\n"
             "  --json              print the suggestion and the account as one JSON object\n");
 }
@@ -173,17 +174,21 @@ int mc_cmd_complete(int argc, char **argv) {
         return 2;
     }
     char idx_buf[4096], path_buf[4096];
-    if (!index) {
-        snprintf(idx_buf, sizeof idx_buf, "%s/.mccom-retr.idx", repo);
-        index = idx_buf;
-    }
+    /* the file goes into prompts (and with --remote, over the network): read
+     * only inside the repository, links resolved (file.h) */
     snprintf(path_buf, sizeof path_buf, "%s/%s", repo, file);
     size_t len = 0;
-    char *text = mc_cli_read_file(path_buf, &len);
-    if (!text) {
-        fprintf(stderr, "mccom complete: cannot read %s\n", path_buf);
+    char *text = NULL;
+    mc_err rerr;
+    char *real = mc_file_root_real(repo, &rerr);
+    if (!real || mc_file_read_in(real, path_buf, 0, &text, &len, &rerr) != 0) {
+        free(real);
+        mc_cli_error("complete", &rerr);
         return 1;
     }
+    free(real);
+    if (cp.retrieval) /* without a usable cache: built in memory, not kept */
+        index = mc_cli_index_path(repo, index, idx_buf, sizeof idx_buf) == 0 ? idx_buf : NULL;
     /* the cursor: line `line`, column `col` (default: the end of that line) */
     size_t at = 0;
     long ln = 0;
@@ -269,7 +274,7 @@ int mc_cmd_complete(int argc, char **argv) {
         int changed = 0;
         if (mc_cli_retr_open(&ix, repo, index, NULL, 1, &changed) != 0)
             goto out;
-        if (changed && mc_retr_save(ix, index, &err) != 0)
+        if (changed && index && mc_retr_save(ix, index, &err) != 0)
             fprintf(stderr, "mccom complete: could not save the index: %s\n", err.msg);
     }
     if (mc_cascade_new(&cp, slm, tok, llm, ix, &ctxp, &c, &err) != 0) {
