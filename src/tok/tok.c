@@ -356,7 +356,11 @@ static int bpe_word(const mc_tok *t, tls *c, const uint8_t *w, size_t n, outw *o
                 }
         }
         memcpy(c->kpool + c->kp_len, w, n);
-        memcpy(c->ipool + c->ip_len, o->out + first, k * sizeof(int32_t));
+        /* k == 0: a word none of whose bytes has a token (a vocabulary without
+         * byte tokens); o->out may then be NULL (a count-only call), and
+         * memcpy must not see a null pointer even for 0 bytes */
+        if (k > 0)
+            memcpy(c->ipool + c->ip_len, o->out + first, k * sizeof(int32_t));
         *slot = (wc_slot){h, (uint32_t)c->kp_len, (uint32_t)n, (uint32_t)c->ip_len, k};
         c->kp_len += n;
         c->ip_len += k;
