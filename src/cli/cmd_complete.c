@@ -27,6 +27,8 @@ static void usage(FILE *f) {
             "  --remote-kind K     auto (default), mccom, vllm or openai\n"
             "  --api-key KEY       bearer token for --remote (or $MCCOM_API_KEY)\n"
             "  --remote-log FILE   log every escalation (what was sent) as JSON lines\n"
+            "  --llm-budget-ms N   the large model's time for this request, every call and\n"
+            "                      retry together (default 10000)\n"
             "  --col C             byte column of the cursor in line N (default: its end)\n"
             "  --lines N           complete N lines (default 1: the rest of the line)\n"
             "  --tau X             confidence threshold for routing (default 0.5)\n"
@@ -55,6 +57,18 @@ static void json_str(FILE *f, const char *s, size_t n) {
     fputc('"', f);
 }
 
+/* Add the large-model part of one account to another (failed calls count). */
+static void add_llm_part(mc_cascade_stats *to, const mc_cascade_stats *from) {
+    to->ms_llm += from->ms_llm;
+    to->ms_llm_server += from->ms_llm_server;
+    to->llm_calls += from->llm_calls;
+    to->llm_attempts += from->llm_attempts;
+    to->bytes_sent += from->bytes_sent;
+    to->bytes_received += from->bytes_received;
+    if (!to->llm_deadline_ns)
+        to->llm_deadline_ns = from->llm_deadline_ns;
+}
+
 static void account(const mc_suggestion *s, int json) {
     const mc_cascade_stats *t = &s->st;
     if (json) {
@@ -62,13 +76,14 @@ static void account(const mc_suggestion *s, int json) {
         json_str(stdout, s->text, s->len);
         printf(", \"source\": \"%s\", \"path\": \"%s\", \"confidence\": %.4f, \"ms_total\": %.3f, "
                "\"ms_retr1\": %.3f, \"ms_slm\": %.3f, \"ms_retr2\": %.3f, \"ms_llm\": %.3f, "
-               "\"llm_calls\": %d, \"draft_tokens\": %d, \"draft_accepted\": %d, "
+               "\"llm_calls\": %d, \"llm_requests\": %d, \"bytes_sent\": %lld, "
+               "\"draft_tokens\": %d, \"draft_accepted\": %d, "
                "\"stage1_accepted\": %d, \"stage2_rounds\": %d, \"slm_prompt_tokens\": %d, "
                "\"llm_prompt_tokens\": %d, \"retr1_windows\": %d, \"retr2_windows\": %d, "
                "\"llm_failed\": %s, \"unverified\": %s}\n",
                s->source ? "llm" : "slm", mc_cascade_path_name(s->path), (double)s->confidence,
                t->ms_total, t->ms_retr1, t->ms_slm, t->ms_retr2, t->ms_llm, t->llm_calls,
-               t->draft_tokens, t->draft_accepted, t->stage1_accepted, t->stage2_rounds,
+               t->llm_attempts, (long long)t->bytes_sent, t->draft_tokens, t->draft_accepted, t->stage1_accepted, t->stage2_rounds,
                t->slm_prompt_tokens, t->llm_prompt_tokens, t->retr1_windows, t->retr2_windows,
                t->llm_failed ? "true" : "false", t->unverified ? "true" : "false");
         return;
@@ -81,14 +96,16 @@ static void account(const mc_suggestion *s, int json) {
         fprintf(stderr, ", confidence %.2f", (double)s->confidence);
     fprintf(stderr, ") | retrieval %.1f ms, %d windows | small model %.1f ms, prompt %d tokens (%d cached)",
             t->ms_retr1, t->retr1_windows, t->ms_slm, t->slm_prompt_tokens, t->slm_reused);
-    if (t->llm_calls > 0)
-        fprintf(stderr, " | retrieval 2 %.1f ms, %d windows | large model %.1f ms, %d calls, "
-                        "stage 1 accepted %d, drafts %d/%d accepted, %d stage-2 rounds%s",
-                t->ms_retr2, t->retr2_windows, t->ms_llm, t->llm_calls, t->stage1_accepted,
-                t->draft_accepted, t->draft_tokens, t->stage2_rounds,
+    if (t->llm_calls > 0 && !t->llm_failed)
+        fprintf(stderr, " | retrieval 2 %.1f ms, %d windows | large model %.1f ms, %d calls "
+                        "(%d requests), stage 1 accepted %d, drafts %d/%d accepted, %d stage-2 "
+                        "rounds%s",
+                t->ms_retr2, t->retr2_windows, t->ms_llm, t->llm_calls, t->llm_attempts,
+                t->stage1_accepted, t->draft_accepted, t->draft_tokens, t->stage2_rounds,
                 t->unverified ? " (server cannot verify drafts)" : "");
     if (t->llm_failed)
-        fprintf(stderr, " | large model failed: local answer");
+        fprintf(stderr, " | large model failed after %.1f ms, %d calls (%d requests): local answer",
+                t->ms_llm, t->llm_calls, t->llm_attempts);
     fprintf(stderr, " | total %.1f ms\n", t->ms_total);
 }
 
@@ -148,6 +165,8 @@ int mc_cmd_complete(int argc, char **argv) {
                 index = v;
             else if (!strcmp(a, "--tau"))
                 cp.tau = strtof(v, &end);
+            else if (!strcmp(a, "--llm-budget-ms"))
+                cp.llm_budget_ms = (int)strtol(v, &end, 10);
             else if (!strcmp(a, "-t") || !strcmp(a, "--threads"))
                 threads = (int)strtol(v, &end, 10);
             else if (!strcmp(a, "--remote-kind")) {
@@ -265,6 +284,8 @@ int mc_cmd_complete(int argc, char **argv) {
         rp.api_key = api_key;
         rp.kind = kind;
         rp.log_path = remote_log;
+        if (cp.llm_budget_ms > 0) /* one call may use the request's whole budget, no more */
+            rp.timeout_ms = cp.llm_budget_ms;
         if (mc_llm_remote_new(&rp, tok, &llm, &err) != 0) {
             mc_cli_error("remote", &err);
             goto out;
@@ -281,7 +302,8 @@ int mc_cmd_complete(int argc, char **argv) {
         mc_cli_error("cascade", &err);
         goto out;
     }
-    mc_cascade_doc d = {file, text, len, cursor, (int)line, (int)lines};
+    mc_cascade_doc d = {file, text, len, cursor, (int)line, (int)lines, 0};
+    double t_request = mc_time_s();
     if (mc_cascade_suggest(c, &d, NULL, &s, &err) != 0) {
         mc_cli_error("complete", &err);
         goto out;
@@ -292,20 +314,26 @@ int mc_cmd_complete(int argc, char **argv) {
             goto out;
         }
         mc_suggestion up;
+        /* the same request: a confidence escalation that already ran (and
+         * failed) leaves what is left of the budget, not a new one */
+        d.llm_deadline_ns = s.st.llm_deadline_ns;
         if (mc_cascade_escalate(c, &d, &s, MC_PATH_REJECTION, NULL, &up, &err) != 0) {
             mc_cli_error("escalation", &err);
             s.st.llm_failed = true;
+            add_llm_part(&s.st, &up.st);
+            s.st.ms_retr2 += up.st.ms_retr2;
         } else {
+            add_llm_part(&up.st, &s.st); /* a failed confidence escalation before it */
             up.st.ms_retr1 = s.st.ms_retr1;
             up.st.retr1_windows = s.st.retr1_windows;
             up.st.ms_slm = s.st.ms_slm;
             up.st.slm_prompt_tokens = s.st.slm_prompt_tokens;
             up.st.slm_reused = s.st.slm_reused;
-            up.st.ms_total += s.st.ms_total;
             mc_suggestion_fini(&s);
             s = up;
         }
     }
+    s.st.ms_total = (mc_time_s() - t_request) * 1e3; /* the whole request, as the user waited */
     account(&s, json);
     status = 0;
 out:

@@ -1107,7 +1107,17 @@ int mc_remote_generate(mc_remote *r, const mc_llm_request *rq, mc_llm_result *re
               .cancel = rq->cancel,
               .deadline = t0 + (int64_t)r->p.timeout_ms * 1000000,
               .max_retries = r->p.retries};
+    /* the caller's budget for the whole request bounds this call too */
+    if (rq->deadline_ns > 0 && rq->deadline_ns < c.deadline)
+        c.deadline = rq->deadline_ns;
     r->st.calls++;
+    if (rq->deadline_ns > 0 && t0 >= rq->deadline_ns) {
+        int rc = mc_err_set(err, MC_ETIMEOUT, -1,
+                            "the request's time for the large model is spent; nothing sent");
+        r->st.failures++;
+        log_call(r, "generate", &c, rq, NULL, rc, 0.0);
+        return rc;
+    }
     bool trial;
     int rc;
     if (!breaker_enter(r, &trial)) {
@@ -1146,7 +1156,12 @@ int mc_remote_generate(mc_remote *r, const mc_llm_request *rq, mc_llm_result *re
         if (rq->n_draft > 0 && !res->verified)
             r->st.unverified++;
     } else {
-        mc_llm_result_fini(res); /* a failed call leaves res zeroed */
+        mc_llm_result_fini(res); /* a failed call leaves no generation, */
+        res->attempts = c.attempts; /* but its cost on the record */
+        res->http_status = c.http_status;
+        res->bytes_sent = c.sent;
+        res->bytes_received = c.received;
+        res->ms_total = ms;
         if (rc == MC_ECANCELED)
             r->st.canceled++;
         else
