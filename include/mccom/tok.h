@@ -85,6 +85,9 @@ enum mc_tok_special {
 enum {
     MC_TOK_ADD_BOS = 1 << 0,       /* prepend BOS if the vocabulary asks for it (add_bos) */
     MC_TOK_PARSE_SPECIAL = 1 << 1, /* recognise control tokens ("<|fim_prefix|>") in text */
+    MC_TOK_STOP_FULL = 1 << 2,     /* stop once more than cap ids are needed (MC_EFULL; *n_out
+                                      is then only a lower bound): for limits on untrusted
+                                      text, which need not be tokenized to its end */
 };
 
 /* Decode flags. */
@@ -136,9 +139,16 @@ int32_t mc_tok_find(const mc_tok *tok, const char *text, size_t len);
 /* Tokenize text[0..len). Writes at most cap ids to out and sets *n_out to the
  * number of ids the text needs: if that is more than cap, returns MC_EFULL
  * (out holds the first cap) and the caller retries with a bigger buffer.
+ * With MC_TOK_STOP_FULL the work stops soon after the cap is passed (between
+ * words for byte-level BPE, between special-token fragments for SPM).
  * Returns 0, MC_EFULL or MC_ENOMEM. Thread-safe. */
 int mc_tok_encode(const mc_tok *tok, const char *text, size_t len, int flags, int32_t *out,
                   int64_t cap, int64_t *n_out);
+
+/* The most bytes one token of the vocabulary decodes to (control tokens'
+ * text included): a text of n bytes needs at least n / this many tokens, a
+ * bound to check before tokenizing at all. */
+size_t mc_tok_max_piece(const mc_tok *tok);
 
 /* ---- decoding ----------------------------------------------------------- */
 

@@ -35,6 +35,9 @@ typedef struct mc__srv_env {
     int n_vocab;        /* the model's */
     int n_ctx;          /* tokens one slot holds */
     int max_json_depth; /* nesting of arrays and objects; deeper is refused before parsing */
+    size_t max_piece;   /* mc_tok_max_piece(tok): a text of n bytes has at least n / max_piece
+                           tokens, so a longer one is refused before it is tokenized (0: no
+                           such check) */
 } mc__srv_env;
 
 /* A validated request: everything the engine needs, nothing it has to check.
@@ -66,6 +69,10 @@ typedef struct mc__srv_req {
 /* Parse and validate a request body of endpoint `kind`: JSON nesting depth
  * (checked by a scan before jansson sees the bytes), syntax, UTF-8, every
  * field's presence, type and range, then tokenization and the context limits.
+ * Untrusted text is measured before it is tokenized: more bytes than the
+ * context's tokens can cover (env->max_piece) is refused at once, and
+ * tokenizing stops as soon as the context is exceeded (MC_TOK_STOP_FULL), so
+ * a huge prompt costs neither tokenizer time nor memory.
  * On success fills `out` (caller calls mc__srv_req_fini) and returns 0. On
  * failure returns a negative code with out zeroed, err->msg a sentence that
  * names the field ("max_tokens: expected an integer, got string"), err->offset
