@@ -140,7 +140,7 @@ enum mc__srv_endpoint {
 /* Path of an endpoint ("/v1/completions"; "other"). */
 const char *mc__srv_endpoint_path(int ep);
 
-#define MC__SRV_N_CODES 10  /* 200 400 401 404 405 413 499 500 503, and any other */
+#define MC__SRV_N_CODES 11  /* 200 400 401 404 405 413 429 499 500 503, and any other */
 #define MC__SRV_N_BUCKETS 14
 
 typedef struct mc__srv_hist {
@@ -159,7 +159,13 @@ typedef struct mc__srv_metrics {
     mc__srv_hist latency[3];  /* per generating endpoint: receipt to response ready */
     mc__srv_hist queue_wait;  /* enqueue to engine start */
     mc__srv_hist first_token; /* streaming: enqueue to the first token */
+    /* connections closed by the server's defences (server.c, "Hostile clients") */
+    uint64_t conn_timed_out;  /* no complete request within request_timeout_s */
+    uint64_t conn_evicted;    /* the oldest idle one, closed to admit a new one at a limit */
+    uint64_t conn_refused;    /* at a limit with nothing idle to close */
 } mc__srv_metrics;
+
+enum mc__srv_conn_event { MC__CONN_TIMED_OUT, MC__CONN_EVICTED, MC__CONN_REFUSED };
 
 void mc__srv_metrics_init(mc__srv_metrics *m);
 void mc__srv_metrics_fini(mc__srv_metrics *m);
@@ -171,8 +177,14 @@ void mc__srv_metrics_job(mc__srv_metrics *m, int ep, int n_prompt, const mc_gen_
                          double queue_s, double busy_s, bool canceled);
 void mc__srv_metrics_latency(mc__srv_metrics *m, int ep, double seconds);
 void mc__srv_metrics_first_token(mc__srv_metrics *m, double seconds);
+void mc__srv_metrics_conn(mc__srv_metrics *m, int event); /* enum mc__srv_conn_event */
+/* Gauges read at render time. */
+typedef struct mc__srv_gauges {
+    int n_queued, n_running, n_slots;
+    int n_connections;      /* open client connections */
+    size_t inflight_bytes;  /* of the in-flight memory budget, reserved */
+} mc__srv_gauges;
 /* Prometheus text exposition format (version 0.0.4), malloc'd. */
-char *mc__srv_metrics_render(mc__srv_metrics *m, int n_queued, int n_running, int n_slots,
-                             size_t *len);
+char *mc__srv_metrics_render(mc__srv_metrics *m, const mc__srv_gauges *g, size_t *len);
 
 #endif
