@@ -732,47 +732,52 @@ static double timed(const char *cmd, char *out, size_t cap, int *rc) {
 }
 
 /* Issue 14, finding 5: against a server that never answers, `complete
- * --reject` (a confidence escalation, then the rejection's) spends one
- * budget, not two, and its account shows the failed call's real time. */
+ * --reject` (a confidence escalation, then the rejection's) spent the budget
+ * twice (20.7 s for 10 s) and its account said 10.6 s. Now the request's
+ * wall time — measured around the whole request, and never more than the
+ * process's own wall time — is at most its local stages plus the budget
+ * + 10 %, and the account shows the failed call with its real time. Best of
+ * three: spending the budget twice fails every attempt by a whole budget; a
+ * machine busy with other work may delay one. */
 MC_TEST_T(sec_stalled_server_one_budget, 120) {
     char repo[1024], cmd[8192], out[65536];
     secret_repo(repo, sizeof repo);
     const int budget_ms = 1500;
     const char *bin = mc_test_bin();
-    /* the local work alone (model load, retrieval, the small model) */
-    snprintf(cmd, sizeof cmd,
-             "%s complete -m models/stories260K.gguf --repo %s --file main.py --line 5 -t 1 "
-             "--json 2>/dev/null",
-             bin, repo);
-    int rc;
-    double local = timed(cmd, out, sizeof out, &rc);
-    CHECK_EQ_INT(rc, 0);
-    fake f;
-    fake_start(&f, false);
-    snprintf(cmd, sizeof cmd,
-             "%s complete -m models/stories260K.gguf --repo %s --file main.py --line 5 -t 1 "
-             "--remote http://127.0.0.1:%d --remote-kind openai --tau 1.0 --reject "
-             "--llm-budget-ms %d --json 2>/dev/null",
-             bin, repo, f.port, budget_ms);
-    double wall = timed(cmd, out, sizeof out, &rc);
-    fake_stop(&f);
-    CHECK_MSG(rc == 0, "complete: %d: %s", rc, out);
-    printf("local %.3f s, with the stalled server %.3f s (budget %.3f s)\n", local, wall,
-           budget_ms / 1e3);
-    CHECK_MSG(wall <= local + 1.10 * budget_ms / 1e3,
-              "waited %.3f s: more than the local %.3f s + budget %.3f s + 10 %%", wall, local,
-              budget_ms / 1e3);
-    json_t *j = json_loads(out, 0, NULL);
-    MC_REQUIRE(j);
-    CHECK(json_is_true(json_object_get(j, "llm_failed")));
-    CHECK(json_integer_value(json_object_get(j, "llm_calls")) >= 1);
-    double ms_llm = json_number_value(json_object_get(j, "ms_llm"));
-    CHECK_MSG(ms_llm >= 0.9 * budget_ms && ms_llm <= 1.1 * budget_ms,
-              "the account says %.1f ms for the large model (budget %d)", ms_llm, budget_ms);
-    double ms_total = json_number_value(json_object_get(j, "ms_total"));
-    CHECK_MSG(ms_total >= ms_llm && ms_total <= wall * 1e3, "ms_total %.1f, wall %.1f", ms_total,
-              wall * 1e3);
-    json_decref(j);
+    double over = 1e9;
+    for (int attempt = 0; attempt < 3 && over > 0; attempt++) {
+        fake f;
+        fake_start(&f, false);
+        snprintf(cmd, sizeof cmd,
+                 "%s complete -m models/stories260K.gguf --repo %s --file main.py --line 5 -t 1 "
+                 "--remote http://127.0.0.1:%d --remote-kind openai --tau 1.0 --reject "
+                 "--llm-budget-ms %d --json 2>/dev/null",
+                 bin, repo, f.port, budget_ms);
+        int rc;
+        double wall = timed(cmd, out, sizeof out, &rc);
+        fake_stop(&f);
+        CHECK_MSG(rc == 0, "complete: %d: %s", rc, out);
+        json_t *j = json_loads(out, 0, NULL);
+        MC_REQUIRE(j);
+        double ms_total = json_number_value(json_object_get(j, "ms_total"));
+        double ms_llm = json_number_value(json_object_get(j, "ms_llm"));
+        double local = json_number_value(json_object_get(j, "ms_retr1")) +
+                       json_number_value(json_object_get(j, "ms_slm")) +
+                       json_number_value(json_object_get(j, "ms_retr2"));
+        CHECK(json_is_true(json_object_get(j, "llm_failed")));
+        CHECK(json_integer_value(json_object_get(j, "llm_calls")) >= 1);
+        CHECK(json_integer_value(json_object_get(j, "llm_requests")) >= 1);
+        CHECK_MSG(ms_llm >= 0.9 * budget_ms, "the account says %.1f ms for the large model "
+                  "(budget %d): the failed call's time is missing", ms_llm, budget_ms);
+        CHECK_MSG(ms_total <= wall * 1e3 + 1, "the account (%.1f ms) exceeds the wall time (%.1f ms)",
+                  ms_total, wall * 1e3);
+        over = ms_total - (local + 1.10 * budget_ms);
+        printf("request %.1f ms (local stages %.1f, large model %.1f; budget %d), process %.1f ms\n",
+               ms_total, local, ms_llm, budget_ms, wall * 1e3);
+        json_decref(j);
+    }
+    CHECK_MSG(over <= 0, "the request took %.1f ms more than its local stages + budget + 10 %%",
+              over);
 }
 
 /* ---- the two UBSan findings ----------------------------------------------------------------- */

@@ -68,6 +68,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -548,17 +549,28 @@ static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr *b
     return false;
 }
 
-/* Close a connection from outside its thread (cmu held, c in the table). The
- * descriptor is shut down only if it still belongs to c's peer (address and
- * port), so a number reused by the kernel is never touched. */
-static void conn_close(sconn *c) {
+/* Whether c's descriptor still belongs to c's peer (address and port): a
+ * number the kernel reused is never touched. cmu held, c in the table. */
+static bool conn_mine(const sconn *c) {
     struct sockaddr_storage now;
     socklen_t n = sizeof now;
+    return c->fd >= 0 && getpeername(c->fd, (struct sockaddr *)&now, &n) == 0 &&
+           n == c->peer_len && memcmp(&now, &c->peer, n) == 0;
+}
+
+/* Close a connection from outside its thread (cmu held, c in the table). */
+static void conn_close(sconn *c) {
     c->closing = true;
-    if (c->fd < 0 || getpeername(c->fd, (struct sockaddr *)&now, &n) != 0 || n != c->peer_len ||
-        memcmp(&now, &c->peer, n) != 0)
-        return;
-    shutdown(c->fd, SHUT_RDWR);
+    if (conn_mine(c))
+        shutdown(c->fd, SHUT_RDWR);
+}
+
+/* Bytes the client has sent that the server has not read yet: when there are
+ * some, the server is the slow party (its threads starved of CPU), not the
+ * client, and the request timeout does not apply. */
+static int conn_unread(const sconn *c) {
+    int n = 0;
+    return conn_mine(c) && ioctl(c->fd, FIONREAD, &n) == 0 ? n : 0;
 }
 
 /* Connections per client address, counted once per accept decision: an open
@@ -728,7 +740,8 @@ static void *reaper_main(void *arg) {
         pthread_cond_timedwait(&s->ccv, &s->cmu, &ts);
         double now = mc_time_s();
         for (sconn *c = s->conns; c; c = c->next) {
-            if (c->busy || c->closing || now - c->t_wait <= s->p.request_timeout_s)
+            if (c->busy || c->closing || now - c->t_wait <= s->p.request_timeout_s ||
+                conn_unread(c) > 0)
                 continue;
             conn_close(c);
             mc__srv_metrics_conn(&s->metrics, MC__CONN_TIMED_OUT);
