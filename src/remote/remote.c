@@ -21,11 +21,13 @@
 
 #include "remote_internal.h"
 
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 enum { BR_CLOSED, BR_OPEN, BR_HALF_OPEN };
 static const char *const breaker_names[] = {"closed", "open", "half_open"};
@@ -163,7 +165,11 @@ int mc_remote_new(const mc_remote_params *p, const mc_tok *tok, mc_remote **out,
         return rc;
     }
     if (r->log_path) {
-        r->log = fopen(r->log_path, "a");
+        /* it names the user's files: this user only, never through a planted link */
+        int fd = open(r->log_path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        r->log = fd >= 0 ? fdopen(fd, "a") : NULL;
+        if (fd >= 0 && !r->log)
+            close(fd);
         if (!r->log) {
             rc = mc_err_set(err, MC_EIO, -1, "cannot open the escalation log %s for appending",
                             r->log_path);
