@@ -100,10 +100,11 @@
  * connection, so connections are a resource the server guards itself:
  *   - a connection must deliver a complete request (headers and body) within
  *     request_timeout_s of opening, or of its previous answer (keep-alive
- *     idling included); the server closes it otherwise, however slowly it
- *     trickles bytes (libmicrohttpd's own timeout only measures silence) —
- *     unless bytes it sent are still unread (the server, not the client, is
- *     behind);
+ *     idling included), plus one second per 16 KiB of body received (a large
+ *     upload over a slow link is not cut off; Apache's mod_reqtimeout has the
+ *     same rule); the server closes it otherwise, however slowly it trickles
+ *     bytes (libmicrohttpd's own timeout only measures silence) — unless
+ *     bytes it sent are still unread (the server, not the client, is behind);
  *   - at most max_connections are open, at most max_connections_per_ip from
  *     one address; a new connection at a limit closes a connection that is
  *     still waiting for its request (a real client sends it in milliseconds):

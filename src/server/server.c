@@ -79,6 +79,7 @@
 #define REAP_SLICE_MS 100         /* how often the reaper looks for stalled connections */
 #define BODY_OVERHEAD 65536       /* bytes a request costs beyond 3 x its body */
 #define IDLE_TIMEOUT_S 60         /* libmicrohttpd's: silence on a busy connection */
+#define BODY_MIN_RATE 16384       /* bytes/s: each 16 KiB of body received earns 1 s more */
 
 typedef struct slot {
     mc_ctx *c;
@@ -116,6 +117,7 @@ typedef struct sconn {
     struct sockaddr_storage peer;
     socklen_t peer_len;
     double t_wait;     /* since when it has been waiting for (the rest of) a request */
+    int64_t got;       /* body bytes of that request received so far (atomic) */
     bool busy;         /* its request is complete and being served */
     bool closing;      /* shut down by the server; libmicrohttpd's CLOSED follows */
     struct sconn *prev, *next;
@@ -726,11 +728,14 @@ static void conn_set_busy(mc_server *s, sconn *c, bool busy) {
     pthread_mutex_lock(&s->cmu);
     c->busy = busy;
     c->t_wait = mc_time_s();
+    __atomic_store_n(&c->got, 0, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&s->cmu);
 }
 
 /* Closes connections that have waited longer than request_timeout_s for a
- * complete request, however slowly they send it. */
+ * complete request, however slowly they send it; a body earns one second more
+ * per BODY_MIN_RATE bytes received (Apache's mod_reqtimeout MinRate), so a
+ * large upload over a slow link is not cut off while a trickle is. */
 static void *reaper_main(void *arg) {
     mc_server *s = arg;
     pthread_mutex_lock(&s->cmu);
@@ -740,8 +745,9 @@ static void *reaper_main(void *arg) {
         pthread_cond_timedwait(&s->ccv, &s->cmu, &ts);
         double now = mc_time_s();
         for (sconn *c = s->conns; c; c = c->next) {
-            if (c->busy || c->closing || now - c->t_wait <= s->p.request_timeout_s ||
-                conn_unread(c) > 0)
+            double allowed = s->p.request_timeout_s +
+                             (double)__atomic_load_n(&c->got, __ATOMIC_RELAXED) / BODY_MIN_RATE;
+            if (c->busy || c->closing || now - c->t_wait <= allowed || conn_unread(c) > 0)
                 continue;
             conn_close(c);
             mc__srv_metrics_conn(&s->metrics, MC__CONN_TIMED_OUT);
@@ -1089,6 +1095,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     if (*upload_size > 0) {
         size_t n = *upload_size;
         *upload_size = 0;
+        if (cn->sc) /* progress: the request timeout grows with the body (reaper_main) */
+            __atomic_add_fetch(&cn->sc->got, (int64_t)n, __ATOMIC_RELAXED);
         if (cn->status != 0 || !cn->post)
             return MHD_YES; /* answered already, or a GET with a body: ignored */
         if (cn->too_big || cn->len + n > s->p.max_body) {
