@@ -258,7 +258,7 @@ static void bench_model(const char *bin, const char *model, const char *tokenize
         json_decref(reply(&e, id));
         size_t cur;
         char *d = doc_with(text, ls, L, (size_t)ind, &cur);
-        mc_cascade_doc cd = {rel, d, strlen(d), cur, L, 1};
+        mc_cascade_doc cd = {rel, d, strlen(d), cur, L, 1, 0};
         const mc_suggestion *sg;
         mc_session_request(sess, &cd, NULL, &sg, &err);
         free(d);
@@ -280,7 +280,7 @@ static void bench_model(const char *bin, const char *model, const char *tokenize
                 R->n_run++;
             json_decref(r);
             d = doc_with(text, ls, L, (size_t)(ind + i + 1), &cur);
-            mc_cascade_doc dd = {rel, d, strlen(d), cur, L, 1};
+            mc_cascade_doc dd = {rel, d, strlen(d), cur, L, 1, 0};
             mc_session_stats before, after;
             mc_session_get_stats(sess, &before);
             double t1 = mc_time_s();

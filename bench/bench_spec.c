@@ -257,7 +257,7 @@ static void e2e_table(mc_model *slm, const mc_tok *tok, const char *llm_path, co
             k++;
         if (k == eol)
             continue; /* blank */
-        mc_cascade_doc d = {rel, text, len, at, line, 1};
+        mc_cascade_doc d = {rel, text, len, at, line, 1, 0};
         mc_suggestion sg, sg2, up, pl, lo;
         if (mc_cascade_suggest(c[E2E_SPEC], &d, NULL, &sg, &err) != 0 ||
             mc_cascade_suggest(c[E2E_PLAIN], &d, NULL, &sg2, &err) != 0)

@@ -60,7 +60,7 @@ static int fuzz_server_json(const uint8_t *data, size_t size) {
         tok = fuzz_vocab(); /* kept for the process: loading per input would dominate */
     if (!tok || size < 1)
         return 0;
-    mc__srv_env env = {tok, (int)mc_tok_n_vocab(tok), 256, 32};
+    mc__srv_env env = {tok, (int)mc_tok_n_vocab(tok), 256, 32, mc_tok_max_piece(tok)};
     mc__srv_req rq;
     char param[64];
     mc_err err;

@@ -23,6 +23,8 @@ static void exercise(const mc_tok *t, const uint8_t *data, size_t size) {
         const char *s = pass ? (const char *)data : fixed;
         size_t len = pass ? MC_MIN(size, (size_t)2048) : sizeof fixed - 1;
         for (int flags = 0; flags < 4; flags++) {
+            /* count only, as callers size their buffer (out NULL, cap 0) */
+            mc_tok_encode(t, s, len, flags, NULL, 0, &n);
             int rc = mc_tok_encode(t, s, len, flags, ids, 4096, &n);
             if (rc != 0 && rc != MC_EFULL)
                 continue;

@@ -16,14 +16,18 @@
 #     and 12 generated, with the file's prefix cached (warm) and not (cold).
 #  5. `mccom serve` under load (bench/serve_load.sh): wrk against /v1/completions on
 #     models/stories260K.gguf with 1, 8 and 32 connections, SERVE_DURATION seconds each.
-#  6. Every other build/release/bench_* program, in turn (new ones join automatically):
+#  6. `mccom serve` under hostile clients (bench/serve_hostile.sh): its default limits, wrk
+#     at 8 and 64 connections for HOSTILE_DURATION seconds each (req/s, p99, errors, RSS
+#     before/after), then 128 concurrent 1 MB prompts (all 4xx, peak RSS under 256 MiB).
+#  7. Every other build/release/bench_* program, in turn (new ones join automatically):
 #     bench_copy, for one, prints the copy tier's proposal latency p50/p95, build time, size
 #     and one-file update time on /usr/lib/python3.11, and its accuracy on the line split.
 # Knobs (environment): BENCH_REPS (3), BENCH_THREADS ("1 2"), BENCH_SIZES ("30m 150m 500m"),
 # BENCH_TYPES ("f16 q8_0 q4_0"), BENCH_COMPLETION_SIZES ("30m 150m"), BENCH_LONG_SIZES
 # ("code 30m 150m"), BENCH_LONG_PP ("512 1024 2048"; empty skips), BENCH_TIMEOUT (600 s
 # per measurement), SERVE_DURATION (60 s per load level; 0 skips the load test) and the
-# other SERVE_* knobs of bench/serve_load.sh. On the 2-core reference machine the full run takes about 15 minutes;
+# other SERVE_* knobs of bench/serve_load.sh, HOSTILE_DURATION (60 s per row; 0 skips
+# bench/serve_hostile.sh) and its other HOSTILE_* knobs. On the 2-core reference machine the full run takes about 15 minutes;
 # it needs a quiet machine (both engines' threads spin while they wait for each other).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -198,6 +202,16 @@ if [ "${SERVE_DURATION:-60}" != 0 ]; then
     # one row of SERVE_DURATION seconds per connection count, plus start-up and warm-up
     rows=$(echo ${SERVE_CONNECTIONS:-1 8 32} | wc -w)
     timeout $(( ${SERVE_DURATION:-60} * (rows + 1) + 60 )) bench/serve_load.sh || echo "(serve_load failed: exit $?)"
+    echo
+fi
+
+# ---- the server under hostile clients -------------------------------------------------------
+if [ "${HOSTILE_DURATION:-60}" != 0 ]; then
+    echo "## mccom serve under hostile clients (bench/serve_hostile.sh)"
+    echo
+    rows=$(echo ${HOSTILE_CONNECTIONS:-8 64} | wc -w)
+    timeout $(( ${HOSTILE_DURATION:-60} * (rows + 1) + 300 )) bench/serve_hostile.sh ||
+        echo "(serve_hostile: a bound was broken or it failed: exit $?)"
     echo
 fi
 

@@ -135,6 +135,12 @@ static void start_job(struct job *j) {
             close(fd);
         }
         setenv("MC_TEST_TMPDIR", j->tmpdir, 1);
+        /* caches (retrieval indexes) go to the test's own directory, never
+         * to the user's ~/.cache */
+        char cache[sizeof j->tmpdir + 16];
+        snprintf(cache, sizeof cache, "%s/cache", j->tmpdir);
+        setenv("XDG_CACHE_HOME", cache, 1);
+        unsetenv("MCCOM_CACHE_DIR");
         if (chdir(".") != 0)
             _exit(2);
         j->t->fn();

@@ -332,7 +332,7 @@ static void local_close(local *L) {
 /* The session's suggestion text (valid UTF-8 prefix, as the server sends it)
  * for text with the cursor at byte `cursor`; malloc'd. */
 static char *local_suggest(local *L, const char *path, const char *text, size_t cursor) {
-    mc_cascade_doc d = {path, text, strlen(text), cursor, -1, 1};
+    mc_cascade_doc d = {path, text, strlen(text), cursor, -1, 1, 0};
     const mc_suggestion *sug;
     mc_err err;
     int rc = mc_session_request(L->s, &d, NULL, &sug, &err);
@@ -1081,7 +1081,7 @@ MC_TEST(lsp_reject_pushes_the_large_models_line) {
     CHECK_EQ_STR(item_text(r), w2);
     id = complete_req(&s, uri, 60, 8, 1);
     r = wait_response(&s, id, 30000);
-    mc_cascade_doc d = {path, dec, strlen(dec), offset_of(dec, 60, 8), -1, 1};
+    mc_cascade_doc d = {path, dec, strlen(dec), offset_of(dec, 60, 8), -1, 1, 0};
     const mc_suggestion *esc;
     mc_err err;
     MC_REQUIRE(mc_session_escalate(L.s, &d, NULL, &esc, &err) == 0);

@@ -1393,9 +1393,18 @@ MC_TEST(server_api_key) {
     server s;
     const char *key[] = {"--api-key", "s3cret-key", NULL};
     srv_start(&s, stories_path(), key);
-    const char *paths[] = {"/health", "/metrics", "/v1/models"};
+    const char *paths[] = {"/metrics", "/v1/models"};
     const char *bad_auth[] = {NULL, "Authorization: Bearer wrong", "Authorization: Bearer s3cret-ke",
                               "Authorization: Bearer s3cret-key-and-more", "Authorization: s3cret-key"};
+    /* /health answers without a key (load balancers cannot send one) and says
+     * nothing a key would protect */
+    for (size_t k = 0; k < MC_ARRAY_LEN(bad_auth); k++) {
+        resp r = {0};
+        http_ex(s.port, NULL, "/health", NULL, 0, bad_auth[k], 0, &r);
+        CHECK_MSG(r.status == 200, "/health with '%s': %ld", bad_auth[k] ? bad_auth[k] : "-",
+                  r.status);
+        resp_free(&r);
+    }
     for (size_t i = 0; i < MC_ARRAY_LEN(paths); i++) {
         for (size_t k = 0; k < MC_ARRAY_LEN(bad_auth); k++) {
             resp r = {0};
@@ -1440,4 +1449,289 @@ MC_TEST(server_cli_usage) {
     snprintf(cmd, sizeof cmd, "%s serve -m /nonexistent.gguf --port 0 2> /dev/null", mc_test_bin());
     st = system(cmd);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+}
+
+/* ---- hostile clients (issue 14) ------------------------------------------------------ */
+
+/* A connection from `src` (a loopback address: 127.0.0.0/8 are all ours) that
+ * has sent a request line and one header, as a slowloris client does. */
+static int loris_open(const char *src, int port) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    inet_pton(AF_INET, src, &a.sin_addr);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    a.sin_port = htons((uint16_t)port);
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    static const char start[] = "POST /v1/completions HTTP/1.1\r\nHost: x\r\n";
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        send(fd, start, sizeof start - 1, MSG_NOSIGNAL) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* True when the server has closed (or reset) the connection. */
+static bool loris_closed(int fd) {
+    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0)
+        return false;
+    char b[256];
+    return (p.revents & (POLLHUP | POLLERR | POLLRDHUP)) || recv(fd, b, sizeof b, MSG_DONTWAIT) <= 0;
+}
+
+/* An attacker: holds n connections from `src`, trickling one header line
+ * into each every 200 ms (never finishing a request) and reopening every
+ * connection the server closes at once. */
+typedef struct loris {
+    int port, n;
+    const char *src;
+    volatile int stop;
+    int reopened;
+    pthread_t th;
+} loris;
+
+static void *loris_main(void *arg) {
+    loris *l = arg;
+    int fds[64];
+    for (int i = 0; i < l->n; i++)
+        fds[i] = loris_open(l->src, l->port);
+    while (!l->stop) {
+        for (int i = 0; i < l->n; i++) {
+            if (fds[i] >= 0 && !loris_closed(fds[i]) &&
+                send(fds[i], "X-a: b\r\n", 8, MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
+                continue;
+            if (fds[i] >= 0)
+                close(fds[i]);
+            fds[i] = loris_open(l->src, l->port);
+            l->reopened++;
+        }
+        usleep(200 * 1000);
+    }
+    for (int i = 0; i < l->n; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    return NULL;
+}
+
+/* Issue 14, finding 3: slowloris locked everyone out (0 of 12 probes in 60
+ * s). With more slow connections than the server's limits, from four
+ * addresses (the prober's own among them), every /health probe must answer
+ * within 5 s and every completion within 10 s, for 5 s (unloaded, both take
+ * milliseconds; the bounds leave room for a machine shared with other work);
+ * a lone slow connection is closed within the request timeout (+3 s).
+ * Bounded: about 12 s on loopback (times x4 in the ASan build). */
+/* Time bounds are stretched in slow builds as the runner's timeouts are
+ * (MC_TEST_TIMEOUT_SCALE: 4 under ASan). */
+static double slow_scale(void) {
+    const char *e = getenv("MC_TEST_TIMEOUT_SCALE");
+    double k = e ? atof(e) : 1.0;
+    return k >= 1.0 ? k : 1.0;
+}
+
+MC_TEST_T(server_slowloris_cannot_lock_out, 120) {
+    const double k = slow_scale();
+    server s;
+    const char *limits[] = {"--max-connections", "32", "--max-connections-per-ip", "16",
+                            "--request-timeout", "3", NULL};
+    srv_start(&s, stories_path(), limits);
+    /* a lone slow client is closed once its time is up */
+    double t0 = now_s();
+    int fd = loris_open("127.0.0.5", s.port);
+    MC_REQUIRE(fd >= 0);
+    while (!loris_closed(fd) && now_s() - t0 < 10) {
+        send(fd, "X-a: b\r\n", 8, MSG_NOSIGNAL | MSG_DONTWAIT);
+        usleep(100 * 1000);
+    }
+    double lived = now_s() - t0;
+    close(fd);
+    CHECK_MSG(lived >= 2.5 && lived <= 3.0 + 3.0 * k, "a slow connection lived %.2f s (timeout 3 s)",
+              lived);
+
+    /* 3 attacking addresses x 20 connections (over the 16 per address and the
+     * 32 in all), and 8 more from the prober's own address */
+    loris att[4] = {{s.port, 20, "127.0.0.2", 0, 0, 0}, {s.port, 20, "127.0.0.3", 0, 0, 0},
+                    {s.port, 20, "127.0.0.4", 0, 0, 0}, {s.port, 8, "127.0.0.1", 0, 0, 0}};
+    for (int i = 0; i < 4; i++)
+        MC_REQUIRE(pthread_create(&att[i].th, NULL, loris_main, &att[i]) == 0);
+    usleep(1500 * 1000); /* the attack is in place: every limit reached */
+    int n_health = 0, n_compl = 0, bad = 0;
+    double worst_h = 0, worst_c = 0;
+    for (double t1 = now_s(); now_s() - t1 < 5.0 * k;) {
+        resp r = {0};
+        http_ex(s.port, NULL, "/health", NULL, 0, NULL, (long)(5000 * k), &r);
+        n_health++;
+        if (r.status != 200 || r.seconds > 5.0 * k)
+            bad++;
+        worst_h = MC_MAX(worst_h, r.seconds);
+        resp_free(&r);
+        const char *b = "{\"prompt\": \"Once upon a time\", \"max_tokens\": 4, \"temperature\": 0}";
+        http_ex(s.port, NULL, "/v1/completions", b, strlen(b), NULL, (long)(10000 * k), &r);
+        n_compl++;
+        if (r.status != 200 || r.seconds > 10.0 * k)
+            bad++;
+        worst_c = MC_MAX(worst_c, r.seconds);
+        resp_free(&r);
+        usleep(200 * 1000);
+    }
+    int reopened = 0;
+    for (int i = 0; i < 4; i++) {
+        att[i].stop = 1;
+        pthread_join(att[i].th, NULL);
+        reopened += att[i].reopened;
+    }
+    printf("probes: %d /health (worst %.3f s), %d completions (worst %.3f s); attackers reopened "
+           "%d connections\n",
+           n_health, worst_h, n_compl, worst_c, reopened);
+    CHECK_MSG(bad == 0, "%d of %d probes failed or were late", bad, n_health + n_compl);
+    CHECK(n_health >= 2 && n_compl >= 2);
+    /* the defences acted: attackers were closed to make room or for being slow */
+    double closed = metric(s.port, "mccom_connections_evicted_total") +
+                    metric(s.port, "mccom_connections_timed_out_total");
+    CHECK_MSG(closed > 0 && reopened > 0, "closed %g, reopened %d", closed, reopened);
+    srv_stop(&s);
+}
+
+/* A POST whose body is `len` bytes: {"prompt": "aaaa...", "max_tokens": 4}. */
+static char *big_prompt_body(size_t len) {
+    static const char head[] = "{\"prompt\": \"", tail[] = "\", \"max_tokens\": 4}";
+    char *b = malloc(len + 1);
+    MC_REQUIRE(b && len > sizeof head + sizeof tail);
+    memcpy(b, head, sizeof head - 1);
+    memset(b + sizeof head - 1, 'a', len - (sizeof head - 1) - (sizeof tail - 1));
+    memcpy(b + len - (sizeof tail - 1), tail, sizeof tail);
+    return b;
+}
+
+typedef struct bigreq {
+    int port;
+    const char *body;
+    size_t len;
+    long status;
+    pthread_t th;
+} bigreq;
+
+static void *bigreq_main(void *arg) {
+    bigreq *q = arg;
+    resp r = {0};
+    http_ex(q->port, NULL, "/v1/completions", q->body, q->len, NULL, 60000, &r);
+    q->status = r.curl_rc == 0 ? r.status : -r.curl_rc;
+    resp_free(&r);
+    return NULL;
+}
+
+/* Peak RSS of a process, in MiB (VmHWM). */
+static double peak_rss_mib(pid_t pid) {
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    double v = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6))
+            v = atof(line + 6) / 1024.0;
+    if (f)
+        fclose(f);
+    return v;
+}
+
+/* Issue 14, finding 4: memory before limits. A prompt is refused by its size
+ * before it is tokenized (fast, and with a message that says so); requests
+ * in flight cannot hold more than the memory budget (429 + Retry-After: 1
+ * beyond it); every huge prompt gets a 4xx and the server stays small. */
+MC_TEST_T(server_memory_budget_and_prompt_size, 120) {
+    const double k = slow_scale();
+    server s;
+    const char *limits[] = {"--max-inflight-mb", "4", "--request-timeout", "30", NULL};
+    srv_start(&s, stories_path(), limits);
+    const size_t big = 1000000;
+    char *body = big_prompt_body(big);
+    /* 1. alone: measured, not tokenized */
+    resp r = {0};
+    http_ex(s.port, NULL, "/v1/completions", body, big, NULL, 30000, &r);
+    CHECK_MSG(r.status == 400 && strstr(r.body, "bytes") && strstr(r.body, "\"prompt\""),
+              "%ld %.300s", r.status, r.body);
+    CHECK_MSG(r.seconds < 5.0 * k, "a 1 MB prompt took %.2f s to refuse", r.seconds);
+    resp_free(&r);
+    /* 2. a slow upload holds 3 MiB of the 4 MiB budget: every other 1 MB
+     * request is over budget (429, Retry-After), a small one still fits.
+     * (Request 1 gives its share back when it completes, just after its
+     * client has the answer: wait for that first.) */
+    for (double t0 = now_s(); metric(s.port, "mccom_inflight_bytes") > 0 && now_s() - t0 < 10;)
+        usleep(20 * 1000);
+    int slow = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)s.port);
+    a.sin_addr.s_addr = htonl(0x7f000001);
+    MC_REQUIRE(connect(slow, (struct sockaddr *)&a, sizeof a) == 0);
+    char hdr[256];
+    int hl = snprintf(hdr, sizeof hdr,
+                      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\n\r\n",
+                      big);
+    MC_REQUIRE(send(slow, hdr, (size_t)hl, MSG_NOSIGNAL) == hl);
+    MC_REQUIRE(send(slow, body, 4096, MSG_NOSIGNAL) == 4096);
+    for (double t0 = now_s(); metric(s.port, "mccom_inflight_bytes") < 3.0 * big && now_s() - t0 < 10;)
+        usleep(50 * 1000); /* its headers are in: its reservation follows */
+    CHECK_MSG(metric(s.port, "mccom_inflight_bytes") >= 3.0 * big,
+              "the slow upload reserved %g bytes", metric(s.port, "mccom_inflight_bytes"));
+    enum { N = 16 };
+    bigreq q[N];
+    for (int i = 0; i < N; i++) {
+        q[i] = (bigreq){s.port, body, big, 0, 0};
+        MC_REQUIRE(pthread_create(&q[i].th, NULL, bigreq_main, &q[i]) == 0);
+    }
+    int n429 = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(q[i].th, NULL);
+        CHECK_MSG(q[i].status == 429, "request %d: %ld", i, q[i].status);
+        n429 += q[i].status == 429;
+    }
+    CHECK_EQ_INT(n429, N);
+    json_t *j = post_ok(s.port, "/v1/completions", "{\"prompt\": \"Once\", \"max_tokens\": 2}");
+    json_decref(j);
+    /* the answer names a time to retry */
+    char *raw = malloc(big + 512), out[4096];
+    MC_REQUIRE(raw);
+    memcpy(raw, hdr, (size_t)hl);
+    memcpy(raw + hl, body, big);
+    CHECK_EQ_INT(raw_request(s.port, raw, (size_t)hl + big, 10000, out, sizeof out), 429);
+    CHECK_MSG(strcasestr(out, "\r\nRetry-After: 1\r\n") != NULL, "%.300s", out);
+    free(raw);
+    close(slow); /* its reservation goes back */
+    for (double t0 = now_s(); metric(s.port, "mccom_inflight_bytes") > 0 && now_s() - t0 < 10;)
+        usleep(50 * 1000);
+    CHECK_EQ_INT((long long)metric(s.port, "mccom_inflight_bytes"), 0);
+    /* 3. a flood of 48 concurrent 1 MB prompts: all 4xx, memory bounded (48:
+     * one address may hold 64 connections, the test's own included) */
+    enum { M = 48 };
+    bigreq *f = calloc(M, sizeof *f);
+    MC_REQUIRE(f);
+    for (int i = 0; i < M; i++) {
+        f[i] = (bigreq){s.port, body, big, 0, 0};
+        MC_REQUIRE(pthread_create(&f[i].th, NULL, bigreq_main, &f[i]) == 0);
+    }
+    int n4xx = 0;
+    for (int i = 0; i < M; i++) {
+        pthread_join(f[i].th, NULL);
+        n4xx += f[i].status == 400 || f[i].status == 429;
+    }
+    free(f);
+    CHECK_EQ_INT(n4xx, M);
+    double hwm = peak_rss_mib(s.pid);
+    printf("server peak RSS after 48 concurrent 1 MB prompts: %.1f MiB\n", hwm);
+#ifndef __SANITIZE_ADDRESS__
+    CHECK_MSG(hwm > 0 && hwm < 256, "peak RSS %.1f MiB", hwm);
+#endif
+    server_alive(&s);
+    free(body);
+    srv_stop(&s);
 }

@@ -99,6 +99,13 @@ typedef struct mc_cascade_params {
     int lookup_min;        /* prompt-lookup drafts need a match of at least this many of the
                               last tokens, 1..4 (2: a one-token match is mostly noise, and a
                               rejected draft costs an LLM call) */
+    /* The large model's time per request (10000 ms; 0: none beyond the tier's
+     * own per-call timeout): every LLM call of one request — stage 1, stage-2
+     * rounds, retries inside the tier, a confidence escalation and a later
+     * escalation of the same request (mc_cascade_doc.llm_deadline_ns) —
+     * shares it. It starts at the request's first LLM call; once spent, no
+     * further call is made (MC_ETIMEOUT) and the SLM's line stands. */
+    int llm_budget_ms;
 } mc_cascade_params;
 
 mc_cascade_params mc_cascade_params_default(void);
@@ -113,6 +120,11 @@ typedef struct mc_cascade_doc {
                           (The evaluation passes it: its prompts are cut files.) */
     int n_lines;       /* lines to complete: 0 or 1 the rest of the cursor's line; n > 1
                           also the n-1 lines after it (statement-level tasks) */
+    int64_t llm_deadline_ns; /* 0: this is a new request (its LLM budget starts at its first
+                          LLM call); else the deadline (mc_time_ns) of the request this
+                          call continues — the st.llm_deadline_ns of its suggestion — so
+                          that, e.g., `complete --reject` after a failed confidence
+                          escalation does not get a second budget */
 } mc_cascade_doc;
 
 /* How a suggestion came to be. */
@@ -142,7 +154,9 @@ typedef struct mc_cascade_stats {
     int copy_candidates;      /* copy proposals considered (0: none, or the tier is off) */
     int copy_scored;          /* of which the SLM scored */
     int slm_prompt_tokens, slm_reused, slm_tokens;
-    int llm_calls, llm_prompt_tokens, llm_tokens;
+    int llm_calls, llm_prompt_tokens, llm_tokens; /* llm_calls: failed ones too */
+    int llm_attempts;         /* requests the tier sent for those calls, retries included */
+    int64_t llm_deadline_ns;  /* when this request's LLM budget ends (0: no LLM call yet) */
     int draft_tokens;         /* offered to the LLM, both stages */
     int draft_accepted;       /* of which accepted */
     int stage1_accepted;      /* SLM line tokens the LLM accepted in stage 1 */
@@ -207,7 +221,8 @@ void mc_cascade_set_copy(mc_cascade *c, mc_copy_index *cx);
 
 /* The SLM's suggestion at the cursor, with confidence routing. On success
  * `out` is filled (caller calls mc_suggestion_fini). MC_ECANCELED when the
- * flag was raised; an LLM failure is not an error (st.llm_failed). */
+ * flag was raised; an LLM failure is not an error (st.llm_failed, with the
+ * failed calls' time, count and bytes in st). */
 int mc_cascade_suggest(mc_cascade *c, const mc_cascade_doc *d, const volatile int *cancel,
                        mc_suggestion *out, mc_err *err);
 
@@ -216,7 +231,10 @@ int mc_cascade_suggest(mc_cascade *c, const mc_cascade_doc *d, const volatile in
  * draft_text, else its slm_ids, is the stage-1 draft; its SLM line, else its
  * copy line, joins the round-2 query). `path`
  * is what is recorded (MC_PATH_REJECTION, or MC_PATH_CONFIDENCE). Without an
- * available LLM: MC_ENET / MC_EUNSUPPORTED and out zeroed. */
+ * available LLM: MC_ENET / MC_EUNSUPPORTED and out zeroed. When the LLM
+ * fails (MC_ETIMEOUT once the request's budget is spent), out has no text but
+ * out->st records what the attempt cost (ms_llm, llm_calls, llm_attempts,
+ * bytes, llm_deadline_ns, ms_total). */
 int mc_cascade_escalate(mc_cascade *c, const mc_cascade_doc *d, const mc_suggestion *prev,
                         int path, const volatile int *cancel, mc_suggestion *out, mc_err *err);
 

@@ -25,7 +25,8 @@
     X(MC_ECANCELED, -9, "canceled")                                    \
     X(MC_ETIMEOUT, -10, "timed out")                                   \
     X(MC_ENET, -11, "network error")                                   \
-    X(MC_EFULL, -12, "capacity exhausted")
+    X(MC_EFULL, -12, "capacity exhausted")                             \
+    X(MC_EACCES, -13, "access denied (outside the workspace)")
 
 enum mc_code {
 #define MC__ERR_ENUM(name, value, msg) name = value,

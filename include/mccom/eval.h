@@ -150,7 +150,9 @@ typedef struct mc_eval_rec {
 
 void mc_eval_rec_fini(mc_eval_rec *r);
 
-/* One record as one JSON line (with '\n') on f. 0 or MC_EIO. */
+/* One record as one JSON line (with '\n') on f, flushed and fdatasync'd (f
+ * must be a file; a crash loses at most this record, as a torn last line that
+ * mc_eval_recs_load ignores). 0 or MC_EIO. */
 int mc_eval_rec_write(FILE *f, const mc_eval_rec *r);
 
 /* All records of a JSON Lines file (a missing file is an empty list; a
@@ -289,7 +291,9 @@ typedef struct mc_eval_report_params {
 } mc_eval_report_params;
 
 /* Write the markdown report and its plots from the records. Plots need the
- * gnuplot program; without it the report says so and has no images. */
+ * gnuplot program; without it the report says so and has no images. The
+ * report replaces md_path crash-safely (mc_file_tmp, file.h): an interrupted
+ * run leaves the previous report whole. */
 int mc_eval_report(mc_eval_recs *rs, const mc_eval_report_params *p, mc_err *err);
 
 #endif

@@ -152,9 +152,11 @@ const mc_gguf_tensor *mc_gguf_tensor_at(const mc_gguf *g, int64_t i);
 const mc_gguf_tensor *mc_gguf_find_tensor(const mc_gguf *g, const char *name);
 
 /* ---- writer -------------------------------------------------------------
- * Collects key/values and tensors, then writes the file in one go to
- * PATH.tmp and renames it over PATH (an interrupted write never leaves a
- * half file at PATH). Keys are written in the order first set; setting a key
+ * Collects key/values and tensors, then writes the file in one go by
+ * mc_file_replace's protocol (file.h: a unique temp file beside PATH, fsync,
+ * rename, directory fsync; mode 0644 minus the umask): a crash leaves the old
+ * PATH or the new one, never a half file, and concurrent writers never share a
+ * temp file. Keys are written in the order first set; setting a key
  * again replaces its value. Tensor data is borrowed: the pointer passed to
  * add_tensor must stay valid until mc_gguf_writer_write returns. */
 typedef struct mc_gguf_writer mc_gguf_writer;

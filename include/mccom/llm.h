@@ -38,6 +38,13 @@ typedef struct mc_llm_request {
     const char *const *files;
     int n_files;
     const volatile int *cancel; /* may be NULL */
+    /* mc_time_ns() by which the call must be over, retries included (0: the
+     * tier's own per-call timeout only). It is the caller's budget for the
+     * whole request: the remote tier stops at the earlier of the two with
+     * MC_ETIMEOUT and sends nothing once it has passed. The in-process tier
+     * runs to the end (a forward pass cannot be interrupted mid-way; use
+     * cancel). */
+    int64_t deadline_ns;
 } mc_llm_request;
 
 typedef struct mc_llm_result {
@@ -48,7 +55,7 @@ typedef struct mc_llm_result {
                             backend cannot verify and the draft was ignored) */
     int attempts;        /* requests sent (retries included); 1 in-process */
     int http_status;     /* last HTTP status; 0 in-process */
-    double ms_total;     /* wall time of the call, as the caller saw it */
+    double ms_total;     /* wall time of the call, as the caller saw it (failed calls too) */
     double ms_server;    /* model time reported by the server (in-process: ms_prompt + ms_gen) */
     int64_t bytes_sent;
     int64_t bytes_received;
@@ -62,7 +69,9 @@ typedef struct mc_llm mc_llm;
 typedef struct mc_llm_ops {
     /* Returns 0 and fills res, or a negative code (MC_ENET, MC_ETIMEOUT,
      * MC_ECANCELED, MC_EFORMAT for a garbled answer, MC_EUNSUPPORTED, ...)
-     * with res zeroed. */
+     * with res holding no generation but its accounting: attempts,
+     * http_status, bytes_sent/received (ms_total is set by mc_llm_generate),
+     * so that a failed call is counted with what it really cost. */
     int (*generate)(void *self, const mc_llm_request *rq, mc_llm_result *res, mc_err *err);
     /* False while the tier is known to be down (a circuit breaker is open):
      * the cascade then answers locally without trying. */

@@ -68,7 +68,8 @@ typedef struct mc_remote_params {
     int backoff_ms;          /* first retry delay, doubled each time (50) */
     int breaker_failures;    /* consecutive failed calls that open the breaker (3) */
     int breaker_cooldown_ms; /* open time before a trial call (5000) */
-    const char *log_path;    /* escalation log (JSON Lines, appended); NULL: none */
+    const char *log_path;    /* escalation log (JSON Lines, appended; created 0600, never
+                                through a symbolic link); NULL: none */
 } mc_remote_params;
 
 mc_remote_params mc_remote_params_default(void);

@@ -28,6 +28,15 @@
  * Concurrency: one writer. mc_retr_search and the read-only functions take a
  * const index and may run concurrently with each other, never with an update.
  *
+ * The workspace boundary: the repository is untrusted. Every file the index
+ * reads (sources, .gitignore files) is read through mc_file_read_in
+ * (include/mccom/file.h): symbolic links are resolved, and a file that does
+ * not lie inside the root's real path is never read. The walk follows a file
+ * link that stays inside the root; one that leaves it is skipped, counted
+ * (mc_retr_sync_stats.n_outside) and reported (mc_retr_params.on_outside).
+ * Directory links are never followed, and an update of a path that goes
+ * through one (an editor's save under a linked directory) is refused.
+ *
  * The on-disk format is specified byte by byte in src/retr/store.c and in
  * docs/retrieval.md.
  */
@@ -84,6 +93,11 @@ typedef struct mc_retr_params {
     int respect_gitignore;      /* read .gitignore files (1) */
     double bm25_k1;             /* 1.2 */
     double bm25_b;              /* 0.75 */
+    /* Called (when not NULL) for every file left out because it leads outside
+     * the root (a symbolic link), with its root-relative path, so that the
+     * skip is reported and never silent. Runs on the thread that syncs. */
+    void (*on_outside)(void *ud, const char *relpath);
+    void *on_outside_ud;
 } mc_retr_params;
 
 mc_retr_params mc_retr_params_default(void);
@@ -104,6 +118,7 @@ typedef struct mc_retr_sync_stats {
     int n_unchanged; /* files kept as they were (same mtime+size, or same content hash) */
     int n_removed;   /* files dropped (gone, now ignored, or now binary/too large) */
     int n_skipped;   /* files the walk rejected as binary, generated or too large */
+    int n_outside;   /* symbolic links to files outside the root: never read (not in n_skipped) */
 } mc_retr_sync_stats;
 
 /* Walk the root and bring the index up to date: files whose mtime or size
@@ -117,22 +132,29 @@ int mc_retr_sync(mc_retr_index *ix, mc_retr_sync_stats *st, mc_err *err);
 
 /* Re-index one file from disk, by path relative to the root (an absolute path
  * under the root is accepted too). A file that no longer exists, or is no
- * longer accepted by the walk rules, is removed. Returns 1 if the index
- * changed, 0 if not, or a negative code. The rest of the index is untouched. */
+ * longer accepted by the walk rules (a directory on its path is a symbolic
+ * link, ...), is removed. Returns 1 if the index changed, 0 if not, or a
+ * negative code: MC_EACCES when the path leads outside the root (it is then
+ * not indexed, and removed if it was; on_outside is called). The rest of the
+ * index is untouched. */
 int mc_retr_update_file(mc_retr_index *ix, const char *path, mc_err *err);
 
 /* Index `text` as the content of `relpath` (an editor's unsaved buffer; no
  * walk rules apply, mtime/size are recorded as 0 so that the next sync re-reads
- * the file from disk). The text is copied. */
+ * the file from disk). The text is copied. MC_EACCES (nothing indexed) when
+ * the path leads outside the root or through a directory link. */
 int mc_retr_set_file(mc_retr_index *ix, const char *relpath, const char *text, size_t len,
                      mc_err *err);
 
 /* Drop a file; MC_ENOTFOUND if it is not indexed. */
 int mc_retr_remove_file(mc_retr_index *ix, const char *relpath, mc_err *err);
 
-/* Persist to `path` (written to path.tmp, then renamed: a crash leaves the
- * old file). The format is canonical: files sorted by path, so two indexes
- * with the same content have byte-identical files. */
+/* Persist to `path` with mode 0600 (it holds the repository's text) by
+ * mc_file_replace's protocol (file.h): a crash leaves the old file or the new
+ * one, concurrent savers never share a temp file, a planted link is never
+ * written through. The format is canonical: files sorted by path, so two
+ * indexes with the same content have byte-identical files. Callers keep it
+ * outside the repository (mc_file_cache_dir). */
 int mc_retr_save(const mc_retr_index *ix, const char *path, mc_err *err);
 
 /* Replace the index's content with what `path` holds. MC_ENOTFOUND when there

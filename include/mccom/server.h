@@ -90,10 +90,46 @@
  * forward pass).
  *
  * Security: binds 127.0.0.1 unless told otherwise; binding any other address
- * requires an API key, then checked on every request, /health and /metrics
- * included ("Authorization: Bearer KEY", constant-time compare; 401
- * otherwise). Request bodies are limited in size (413) and JSON nesting depth
+ * requires an API key, then checked on every request but GET /health (which
+ * reveals nothing and must answer load balancers that cannot send keys, as
+ * llama.cpp's does): "Authorization: Bearer KEY", constant-time compare; 401
+ * otherwise. Request bodies are limited in size (413) and JSON nesting depth
  * (400, checked before parsing); every field is type-checked.
+ *
+ * Hostile clients (slowloris, floods of huge prompts). One thread serves each
+ * connection, so connections are a resource the server guards itself:
+ *   - a connection must deliver a complete request (headers and body) within
+ *     request_timeout_s of opening, or of its previous answer (keep-alive
+ *     idling included), plus one second per 16 KiB of body received (a large
+ *     upload over a slow link is not cut off; Apache's mod_reqtimeout has the
+ *     same rule); the server closes it otherwise, however slowly it trickles
+ *     bytes (libmicrohttpd's own timeout only measures silence) — unless
+ *     bytes it sent are still unread (the server, not the client, is behind);
+ *   - at most max_connections are open, at most max_connections_per_ip from
+ *     one address; a new connection at a limit closes a connection that is
+ *     still waiting for its request (a real client sends it in milliseconds):
+ *     at the per-address limit the longest-waiting one of that address, at
+ *     the global limit the longest-waiting one of the address holding the
+ *     most connections (fair shares: a flood from a few addresses closes its
+ *     own connections, not those of a client with one or two); it is refused
+ *     only when every connection concerned is busy with a real request;
+ *   - headers are limited to libmicrohttpd's 32 KiB connection pool;
+ *   - a memory budget (max_inflight_bytes) bounds what requests in flight
+ *     may hold: each reserves 3 × its body (the body, the parsed JSON) plus
+ *     64 KiB from its Content-Length, or as a chunked body grows, until it is
+ *     answered; a request that does not fit gets 429 with "Retry-After: 1"
+ *     (its body is read and dropped, so that the client sees the answer); a
+ *     full queue gets 503 with "Retry-After: 1";
+ *   - prompts are measured before they are tokenized (api.c): bytes first,
+ *     then the tokenizer stops at the context's limit.
+ * So /health and a completion stay reachable while N slow connections are
+ * held open, and peak memory is bounded by the budget, not by the clients
+ * (tests/test_server.c; bench/serve_hostile.sh measures both). /metrics
+ * counts what the defences closed (mccom_connections_*_total).
+ * Limits of this design: a slow reader of a long answer holds its thread
+ * (libmicrohttpd's 60 s idle timeout and the streaming stall limit apply);
+ * many addresses at once can still fill max_connections with busy requests,
+ * which the queue bounds (max_queue: 503).
  */
 #ifndef MCCOM_SERVER_H
 #define MCCOM_SERVER_H
@@ -111,6 +147,11 @@ typedef struct mc_server_params {
     size_t max_body;         /* bytes (1 MiB) */
     int max_json_depth;      /* 32 */
     int max_queue;           /* waiting requests beyond this get 503 (64; >= 1) */
+    int max_connections;     /* open client connections (256) */
+    int max_connections_per_ip; /* open connections from one address (64) */
+    int request_timeout_s;   /* to deliver a complete request, from opening or the previous
+                                answer (10) */
+    size_t max_inflight_bytes; /* memory budget of requests in flight (64 MiB; >= max_body * 3) */
     const char *model_name;  /* the id clients see (NULL: the file's general.name, else
                                 "mccom"; `mccom serve` passes the file's basename) */
     int verbose;             /* log one line per request to stderr */

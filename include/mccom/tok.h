@@ -34,7 +34,9 @@
  *   28      4     u32 vocabulary size
  *   32      ...   n_tokens tokens (u16 or u32). Every document (input file) is
  *                 followed by one separator token. No BOS is added.
- * The file is written to OUT.tmp and renamed to OUT when complete.
+ * The file is replaced crash-safely (mc_file_tmp, include/mccom/file.h: a
+ * unique temp file beside OUT, fsync, rename): OUT is the old file or the new
+ * one, never a partial one.
  */
 #ifndef MCCOM_TOK_H
 #define MCCOM_TOK_H
@@ -83,6 +85,9 @@ enum mc_tok_special {
 enum {
     MC_TOK_ADD_BOS = 1 << 0,       /* prepend BOS if the vocabulary asks for it (add_bos) */
     MC_TOK_PARSE_SPECIAL = 1 << 1, /* recognise control tokens ("<|fim_prefix|>") in text */
+    MC_TOK_STOP_FULL = 1 << 2,     /* stop once more than cap ids are needed (MC_EFULL; *n_out
+                                      is then only a lower bound): for limits on untrusted
+                                      text, which need not be tokenized to its end */
 };
 
 /* Decode flags. */
@@ -134,9 +139,16 @@ int32_t mc_tok_find(const mc_tok *tok, const char *text, size_t len);
 /* Tokenize text[0..len). Writes at most cap ids to out and sets *n_out to the
  * number of ids the text needs: if that is more than cap, returns MC_EFULL
  * (out holds the first cap) and the caller retries with a bigger buffer.
+ * With MC_TOK_STOP_FULL the work stops soon after the cap is passed (between
+ * words for byte-level BPE, between special-token fragments for SPM).
  * Returns 0, MC_EFULL or MC_ENOMEM. Thread-safe. */
 int mc_tok_encode(const mc_tok *tok, const char *text, size_t len, int flags, int32_t *out,
                   int64_t cap, int64_t *n_out);
+
+/* The most bytes one token of the vocabulary decodes to (control tokens'
+ * text included): a text of n bytes needs at least n / this many tokens, a
+ * bound to check before tokenizing at all. */
+size_t mc_tok_max_piece(const mc_tok *tok);
 
 /* ---- decoding ----------------------------------------------------------- */
 
@@ -208,8 +220,8 @@ typedef struct mc_tok_corpus_stats {
 
 /* Tokenize files and directories (recursively, in name order; files with a NUL
  * byte in their first 8 KiB are skipped as binary) into the token file format
- * above, on n_threads threads. The separator is EOS (else EOT). Written to
- * OUT.tmp, renamed to OUT when complete; on failure OUT is untouched. */
+ * above, on n_threads threads. The separator is EOS (else EOT). Written
+ * crash-safely (file.h); on failure OUT is untouched. */
 int mc_tok_corpus_write(const mc_tok *tok, const char *const *paths, int n_paths, int n_threads,
                         const char *out_path, bool progress, mc_tok_corpus_stats *stats,
                         mc_err *err);
@@ -250,7 +262,7 @@ int mc_tok_trainer_add_paths(mc_tok_trainer *t, const char *const *paths, int n_
 /* Learn merges; afterwards the vocabulary can be written or loaded. */
 int mc_tok_trainer_run(mc_tok_trainer *t, mc_err *err);
 /* Write a vocabulary-only GGUF (loads in llama.cpp: general.architecture
- * "llama", tokenizer.ggml.*). */
+ * "llama", tokenizer.ggml.*). Both writers replace PATH crash-safely (file.h). */
 int mc_tok_trainer_write_gguf(const mc_tok_trainer *t, const char *path, mc_err *err);
 /* Write the same vocabulary as a Hugging Face tokenizer.json. */
 int mc_tok_trainer_write_hf(const mc_tok_trainer *t, const char *path, mc_err *err);

@@ -42,6 +42,7 @@ mc_cascade_params mc_cascade_params_default(void) {
     p.copy_theta = -1e9f;
     p.copy_below = true;
     p.lookup_min = 2;
+    p.llm_budget_ms = 10000;
     return p;
 }
 
@@ -49,7 +50,7 @@ static int check_params(const mc_cascade_params *p, mc_err *err) {
     if (!(p->tau >= 0.0f && p->tau <= 1.0f) || p->n_conf < 1 || p->draft_k < 1 ||
         p->draft_k > 64 || p->max_line_tokens < 1 || p->max_line_tokens > 1024 ||
         p->slm_prompt_tokens < 0 || p->llm_prompt_tokens < 0 || p->retr_tokens < 0 ||
-        p->retr_k < 1 || p->retr_query_lines < 1 ||
+        p->retr_k < 1 || p->retr_query_lines < 1 || p->llm_budget_ms < 0 ||
         (p->sim != MC_RETR_JACCARD && p->sim != MC_RETR_BM25) || !(p->tau_copy >= 0.0f) ||
         p->copy_k < 1 || p->copy_k > 16 || !(p->copy_w >= 0.0f) || p->copy_theta != p->copy_theta ||
         p->lookup_min < 1 || p->lookup_min > 4)
@@ -311,6 +312,7 @@ static int run_slm(mc_cascade *c, const mc_cascade_doc *d, const mc_copy_result 
 
 static void add_llm_stats(mc_cascade_stats *st, const mc_llm_result *r) {
     st->llm_calls++;
+    st->llm_attempts += r->attempts;
     st->ms_llm_server += r->ms_server;
     st->bytes_sent += r->bytes_sent;
     st->bytes_received += r->bytes_received;
@@ -367,10 +369,13 @@ static int newlines_in(const mc_tok *tok, const int32_t *ids, int n, size_t heal
 
 /* The LLM's line for prompt `lp`: stage 1 verifies `draft` (may be empty),
  * stage 2 lets the SLM draft after what the LLM has (when slm_prompt is
- * given), until the line ends. Fills out->text and stats. */
+ * given), until the line ends. Fills out->text and stats (failed calls are
+ * counted too). *deadline is the request's LLM deadline: 0 starts the budget
+ * now; every call is bounded by it, and none is made once it has passed. */
 static int run_llm(mc_cascade *c, const mc__prompt *lp, int n_lines, const int32_t *draft,
                    int n_draft, const int32_t *slm_prompt, int n_slm_prompt, size_t slm_heal_len,
-                   const volatile int *cancel, mc_suggestion *out, mc_err *err) {
+                   int64_t *deadline, const volatile int *cancel, mc_suggestion *out,
+                   mc_err *err) {
     const int max_line = c->p.max_line_tokens * n_lines;
     const bool spec = c->p.speculative && draft != NULL;
     int32_t *acc = NULL; /* the LLM's tokens after its prompt */
@@ -408,9 +413,19 @@ static int run_llm(mc_cascade *c, const mc__prompt *lp, int n_lines, const int32
         rq.max_new = max_line;
     }
     out->st.llm_prompt_tokens += lp->n; /* RepoCoder's two rounds send two prompts */
+    if (*deadline == 0 && c->p.llm_budget_ms > 0)
+        *deadline = mc_time_ns() + (int64_t)c->p.llm_budget_ms * 1000000;
+    out->st.llm_deadline_ns = *deadline;
+    rq.deadline_ns = *deadline;
     for (int round = 0; !done; round++) {
         if (canceled(cancel)) {
             rc = mc_err_set(err, MC_ECANCELED, -1, "canceled");
+            goto out;
+        }
+        if (*deadline > 0 && mc_time_ns() >= *deadline) {
+            rc = mc_err_set(err, MC_ETIMEOUT, -1,
+                            "this request's %d ms for the large model are spent; no call made",
+                            c->p.llm_budget_ms);
             goto out;
         }
         mc_llm_result r;
@@ -418,9 +433,9 @@ static int run_llm(mc_cascade *c, const mc__prompt *lp, int n_lines, const int32
         free(hold); /* the call is over: its draft is no longer needed */
         hold = NULL;
         rq.draft = NULL;
+        add_llm_stats(&out->st, &r); /* a failed call is on the account too */
         if (rc != 0)
             goto out;
-        add_llm_stats(&out->st, &r);
         out->st.draft_accepted += r.gen.n_accepted;
         if (lookup_round)
             out->st.lookup_accepted += r.gen.n_accepted;
@@ -666,13 +681,17 @@ int mc_cascade_escalate(mc_cascade *c, const mc_cascade_doc *d, const mc_suggest
         draft = prev->slm_ids;
         n_draft = prev->n_slm_ids;
     }
+    int64_t deadline = d->llm_deadline_ns;
     rc = run_llm(c, &lp, lines_of(d), draft, n_draft, slm_prompt, n_slm_prompt, lp.heal_len,
-                 cancel, out, err);
+                 &deadline, cancel, out, err);
     free(own_draft);
     mc__prompt_fini(&lp);
     mc__prompt_fini(&sp);
     if (rc != 0) {
+        mc_cascade_stats keep = out->st; /* the failed attempt's cost stays on record */
         mc_suggestion_fini(out);
+        out->st = keep;
+        out->st.ms_total = (mc_time_s() - t0) * 1e3;
         return rc;
     }
     out->id = c->next_id++;
@@ -777,8 +796,19 @@ int mc_cascade_suggest(mc_cascade *c, const mc_cascade_doc *d, const volatile in
             *err = e2;
         return rc;
     }
-    if (rc != 0) { /* the local answer stands */
+    if (rc != 0) { /* the local answer stands; what the attempt cost is on its account */
         out->st.llm_failed = true;
+        out->st.ms_retr2 = up.st.ms_retr2;
+        out->st.retr2_windows = up.st.retr2_windows;
+        out->st.ms_llm = up.st.ms_llm;
+        out->st.ms_llm_server = up.st.ms_llm_server;
+        out->st.llm_calls = up.st.llm_calls;
+        out->st.llm_attempts = up.st.llm_attempts;
+        out->st.llm_prompt_tokens = up.st.llm_prompt_tokens;
+        out->st.draft_tokens = up.st.draft_tokens;
+        out->st.bytes_sent = up.st.bytes_sent;
+        out->st.bytes_received = up.st.bytes_received;
+        out->st.llm_deadline_ns = up.st.llm_deadline_ns;
         out->st.ms_total = (mc_time_s() - t0) * 1e3;
         return 0;
     }
@@ -789,6 +819,8 @@ int mc_cascade_suggest(mc_cascade *c, const mc_cascade_doc *d, const volatile in
     s.ms_llm = up.st.ms_llm;
     s.ms_llm_server = up.st.ms_llm_server;
     s.llm_calls = up.st.llm_calls;
+    s.llm_attempts = up.st.llm_attempts;
+    s.llm_deadline_ns = up.st.llm_deadline_ns;
     s.llm_prompt_tokens = up.st.llm_prompt_tokens;
     s.llm_tokens = up.st.llm_tokens;
     s.draft_tokens = up.st.draft_tokens;
@@ -830,7 +862,8 @@ int mc_cascade_llm_only(mc_cascade *c, const mc_cascade_doc *d, int rounds,
         return rc;
     out->st.ms_retr1 = lp.ms_retr;
     out->st.retr1_windows = lp.n_windows;
-    rc = run_llm(c, &lp, lines_of(d), NULL, 0, NULL, 0, 0, cancel, out, err);
+    int64_t deadline = d->llm_deadline_ns; /* both rounds share the request's budget */
+    rc = run_llm(c, &lp, lines_of(d), NULL, 0, NULL, 0, 0, &deadline, cancel, out, err);
     mc__prompt_fini(&lp);
     if (rc == 0 && rounds == 2) {
         /* RepoCoder's second round: retrieve with the generated line */
@@ -850,13 +883,17 @@ int mc_cascade_llm_only(mc_cascade *c, const mc_cascade_doc *d, int rounds,
             if (rc == 0) {
                 out->st.ms_retr2 = lp.ms_retr;
                 out->st.retr2_windows = lp.n_windows;
-                rc = run_llm(c, &lp, lines_of(d), NULL, 0, NULL, 0, 0, cancel, out, err);
+                rc = run_llm(c, &lp, lines_of(d), NULL, 0, NULL, 0, 0, &deadline, cancel, out,
+                             err);
                 mc__prompt_fini(&lp);
             }
         }
     }
     if (rc != 0) {
+        mc_cascade_stats keep = out->st; /* the failed attempt's cost stays on record */
         mc_suggestion_fini(out);
+        out->st = keep;
+        out->st.ms_total = (mc_time_s() - t0) * 1e3;
         return rc;
     }
     out->id = c->next_id++;

@@ -23,10 +23,16 @@ void mc_cli_error(const char *what, const mc_err *err);
 /* A whole file, NUL-terminated (malloc'd; *len gets its length), or NULL. */
 char *mc_cli_read_file(const char *path, size_t *len);
 
+/* The index file of `root`: `given` (--index) when not NULL, else retr.idx in
+ * the workspace's cache directory (mc_file_cache_dir: outside the repository).
+ * Prints the error; 0 or a negative code. */
+int mc_cli_index_path(const char *root, const char *given, char *buf, size_t cap);
+
 struct mc_retr_index;
 struct mc_retr_params;
 /* Open the retrieval index of `root` stored at `path` (rebuilt when missing or
- * corrupt) and bring it up to date; *changed says whether it should be saved.
+ * corrupt; NULL: built in memory) and bring it up to date; *changed says
+ * whether it should be saved.
  * Prints errors (and progress unless quiet). Returns 0 or a negative code. */
 int mc_cli_retr_open(struct mc_retr_index **out, const char *root, const char *path,
                      const struct mc_retr_params *p, int quiet, int *changed);

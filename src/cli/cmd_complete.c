@@ -8,6 +8,7 @@
  * user rejecting the small model's line, which escalates. */
 #include "cli.h"
 #include "mccom/cascade.h"
+#include "mccom/file.h"
 #include "mccom/remote.h"
 
 #include <stdlib.h>
@@ -27,6 +28,8 @@ static void usage(FILE *f) {
             "  --remote-kind K     auto (default), mccom, vllm or openai\n"
             "  --api-key KEY       bearer token for --remote (or $MCCOM_API_KEY)\n"
             "  --remote-log FILE   log every escalation (what was sent) as JSON lines\n"
+            "  --llm-budget-ms N   the large model's time for this request, every call and\n"
+            "                      retry together (default 10000)\n"
             "  --col C             byte column of the cursor in line N (default: its end)\n"
             "  --lines N           complete N lines (default 1: the rest of the line)\n"
             "  --tau X             confidence threshold for routing (default 0.5)\n"
@@ -34,7 +37,7 @@ static void usage(FILE *f) {
             "                      (--no-copy: tier 0, lines copied from the repository)\n"
             "  --tau-copy X        show a copy line at once from this precision (default 0.5)\n"
             "  --reject            reject the small model's line (escalate)\n"
-            "  --index FILE        retrieval index (default DIR/.mccom-retr.idx)\n"
+            "  --index FILE        retrieval index (default: in the user's cache, outside DIR)\n"
             "  -t, --threads N     threads (default: all cores)\n"
             "  --json              print the suggestion and the account as one JSON object\n");
 }
@@ -61,6 +64,18 @@ static const char *source_name(const mc_suggestion *s) {
     return s->source == MC_SRC_LLM ? "llm" : s->source == MC_SRC_COPY ? "copy" : "slm";
 }
 
+/* Add the large-model part of one account to another (failed calls count). */
+static void add_llm_part(mc_cascade_stats *to, const mc_cascade_stats *from) {
+    to->ms_llm += from->ms_llm;
+    to->ms_llm_server += from->ms_llm_server;
+    to->llm_calls += from->llm_calls;
+    to->llm_attempts += from->llm_attempts;
+    to->bytes_sent += from->bytes_sent;
+    to->bytes_received += from->bytes_received;
+    if (!to->llm_deadline_ns)
+        to->llm_deadline_ns = from->llm_deadline_ns;
+}
+
 static void account(const mc_suggestion *s, int json) {
     const mc_cascade_stats *t = &s->st;
     if (json) {
@@ -77,13 +92,14 @@ static void account(const mc_suggestion *s, int json) {
                t->ms_copy, t->copy_candidates, t->copy_scored, t->lookup_tokens, t->lookup_accepted);
         printf(", \"source\": \"%s\", \"path\": \"%s\", \"confidence\": %.4f, \"ms_total\": %.3f, "
                "\"ms_retr1\": %.3f, \"ms_slm\": %.3f, \"ms_retr2\": %.3f, \"ms_llm\": %.3f, "
-               "\"llm_calls\": %d, \"draft_tokens\": %d, \"draft_accepted\": %d, "
+               "\"llm_calls\": %d, \"llm_requests\": %d, \"bytes_sent\": %lld, "
+               "\"draft_tokens\": %d, \"draft_accepted\": %d, "
                "\"stage1_accepted\": %d, \"stage2_rounds\": %d, \"slm_prompt_tokens\": %d, "
                "\"llm_prompt_tokens\": %d, \"retr1_windows\": %d, \"retr2_windows\": %d, "
                "\"llm_failed\": %s, \"unverified\": %s}\n",
                source_name(s), mc_cascade_path_name(s->path), (double)s->confidence,
                t->ms_total, t->ms_retr1, t->ms_slm, t->ms_retr2, t->ms_llm, t->llm_calls,
-               t->draft_tokens, t->draft_accepted, t->stage1_accepted, t->stage2_rounds,
+               t->llm_attempts, (long long)t->bytes_sent, t->draft_tokens, t->draft_accepted, t->stage1_accepted, t->stage2_rounds,
                t->slm_prompt_tokens, t->llm_prompt_tokens, t->retr1_windows, t->retr2_windows,
                t->llm_failed ? "true" : "false", t->unverified ? "true" : "false");
         return;
@@ -108,17 +124,19 @@ static void account(const mc_suggestion *s, int json) {
         fprintf(stderr, " | retrieval %.1f ms, %d windows | small model %.1f ms, prompt %d tokens "
                         "(%d cached)",
                 t->ms_retr1, t->retr1_windows, t->ms_slm, t->slm_prompt_tokens, t->slm_reused);
-    if (t->llm_calls > 0)
-        fprintf(stderr, " | retrieval 2 %.1f ms, %d windows | large model %.1f ms, %d calls, "
-                        "stage 1 accepted %d, drafts %d/%d accepted, %d stage-2 rounds%s",
-                t->ms_retr2, t->retr2_windows, t->ms_llm, t->llm_calls, t->stage1_accepted,
-                t->draft_accepted, t->draft_tokens, t->stage2_rounds,
+    if (t->llm_calls > 0 && !t->llm_failed)
+        fprintf(stderr, " | retrieval 2 %.1f ms, %d windows | large model %.1f ms, %d calls "
+                        "(%d requests), stage 1 accepted %d, drafts %d/%d accepted, %d stage-2 "
+                        "rounds%s",
+                t->ms_retr2, t->retr2_windows, t->ms_llm, t->llm_calls, t->llm_attempts,
+                t->stage1_accepted, t->draft_accepted, t->draft_tokens, t->stage2_rounds,
                 t->unverified ? " (server cannot verify drafts)" : "");
     if (t->lookup_tokens > 0)
         fprintf(stderr, " (prompt lookup drafted %d, %d accepted)", t->lookup_tokens,
                 t->lookup_accepted);
     if (t->llm_failed)
-        fprintf(stderr, " | large model failed: local answer");
+        fprintf(stderr, " | large model failed after %.1f ms, %d calls (%d requests): local answer",
+                t->ms_llm, t->llm_calls, t->llm_attempts);
     fprintf(stderr, " | total %.1f ms\n", t->ms_total);
 }
 
@@ -182,6 +200,8 @@ int mc_cmd_complete(int argc, char **argv) {
                 cp.tau = strtof(v, &end);
             else if (!strcmp(a, "--tau-copy"))
                 cp.tau_copy = strtof(v, &end);
+            else if (!strcmp(a, "--llm-budget-ms"))
+                cp.llm_budget_ms = (int)strtol(v, &end, 10);
             else if (!strcmp(a, "-t") || !strcmp(a, "--threads"))
                 threads = (int)strtol(v, &end, 10);
             else if (!strcmp(a, "--remote-kind")) {
@@ -208,17 +228,21 @@ int mc_cmd_complete(int argc, char **argv) {
         return 2;
     }
     char idx_buf[4096], path_buf[4096];
-    if (!index) {
-        snprintf(idx_buf, sizeof idx_buf, "%s/.mccom-retr.idx", repo);
-        index = idx_buf;
-    }
+    /* the file goes into prompts (and with --remote, over the network): read
+     * only inside the repository, links resolved (file.h) */
     snprintf(path_buf, sizeof path_buf, "%s/%s", repo, file);
     size_t len = 0;
-    char *text = mc_cli_read_file(path_buf, &len);
-    if (!text) {
-        fprintf(stderr, "mccom complete: cannot read %s\n", path_buf);
+    char *text = NULL;
+    mc_err rerr;
+    char *real = mc_file_root_real(repo, &rerr);
+    if (!real || mc_file_read_in(real, path_buf, 0, &text, &len, &rerr) != 0) {
+        free(real);
+        mc_cli_error("complete", &rerr);
         return 1;
     }
+    free(real);
+    if (cp.retrieval) /* without a usable cache: built in memory, not kept */
+        index = mc_cli_index_path(repo, index, idx_buf, sizeof idx_buf) == 0 ? idx_buf : NULL;
     /* the cursor: line `line`, column `col` (default: the end of that line) */
     size_t at = 0;
     long ln = 0;
@@ -296,6 +320,8 @@ int mc_cmd_complete(int argc, char **argv) {
         rp.api_key = api_key;
         rp.kind = kind;
         rp.log_path = remote_log;
+        if (cp.llm_budget_ms > 0) /* one call may use the request's whole budget, no more */
+            rp.timeout_ms = cp.llm_budget_ms;
         if (mc_llm_remote_new(&rp, tok, &llm, &err) != 0) {
             mc_cli_error("remote", &err);
             goto out;
@@ -305,7 +331,7 @@ int mc_cmd_complete(int argc, char **argv) {
         int changed = 0;
         if (mc_cli_retr_open(&ix, repo, index, NULL, 1, &changed) != 0)
             goto out;
-        if (changed && mc_retr_save(ix, index, &err) != 0)
+        if (changed && index && mc_retr_save(ix, index, &err) != 0)
             fprintf(stderr, "mccom complete: could not save the index: %s\n", err.msg);
         if (cp.copy && mc_cli_copy_open(&cx, ix, index, 1, 1) != 0)
             goto out;
@@ -315,7 +341,8 @@ int mc_cmd_complete(int argc, char **argv) {
         goto out;
     }
     mc_cascade_set_copy(c, cx);
-    mc_cascade_doc d = {file, text, len, cursor, (int)line, (int)lines};
+    mc_cascade_doc d = {file, text, len, cursor, (int)line, (int)lines, 0};
+    double t_request = mc_time_s();
     if (mc_cascade_suggest(c, &d, NULL, &s, &err) != 0) {
         mc_cli_error("complete", &err);
         goto out;
@@ -326,20 +353,26 @@ int mc_cmd_complete(int argc, char **argv) {
             goto out;
         }
         mc_suggestion up;
+        /* the same request: a confidence escalation that already ran (and
+         * failed) leaves what is left of the budget, not a new one */
+        d.llm_deadline_ns = s.st.llm_deadline_ns;
         if (mc_cascade_escalate(c, &d, &s, MC_PATH_REJECTION, NULL, &up, &err) != 0) {
             mc_cli_error("escalation", &err);
             s.st.llm_failed = true;
+            add_llm_part(&s.st, &up.st);
+            s.st.ms_retr2 += up.st.ms_retr2;
         } else {
+            add_llm_part(&up.st, &s.st); /* a failed confidence escalation before it */
             up.st.ms_retr1 = s.st.ms_retr1;
             up.st.retr1_windows = s.st.retr1_windows;
             up.st.ms_slm = s.st.ms_slm;
             up.st.slm_prompt_tokens = s.st.slm_prompt_tokens;
             up.st.slm_reused = s.st.slm_reused;
-            up.st.ms_total += s.st.ms_total;
             mc_suggestion_fini(&s);
             s = up;
         }
     }
+    s.st.ms_total = (mc_time_s() - t_request) * 1e3; /* the whole request, as the user waited */
     account(&s, json);
     status = 0;
 out:

@@ -25,7 +25,8 @@ static void usage(FILE *f) {
                "                starcoder, deepseek-coder, refact) when tokenizer.json's\n"
                "                cannot be recognised (qwen2, llama-bpe, gpt-2 and starcoder are)\n"
                "  -q            no progress output\n\n"
-               "Output goes to OUT.tmp and is renamed to OUT when complete. Both load in mccom\n"
+               "OUT is replaced only when complete (a temp file beside it, fsync, rename).\n"
+               "Both load in mccom\n"
                "and llama.cpp; quantize afterwards with `mccom quantize`.\n");
 }
 

@@ -11,10 +11,12 @@
  * aggregate: src/eval does. */
 #include "cli.h"
 #include "mccom/eval.h"
+#include "mccom/file.h"
 #include "mccom/model.h"
 #include "mccom/remote.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -336,10 +338,13 @@ static int check_state(const opts *o, const char *cmd, const char *setup) {
     }
     if (rc == 0) {
         json_t *st = json_pack("{s:O, s:s, s:s}", "settings", fp, "command", cmd, "setup", setup);
-        if (!st || json_dump_file(st, path, JSON_INDENT(1) | JSON_SORT_KEYS) != 0) {
-            fprintf(stderr, "mccom eval: cannot write %s\n", path);
+        char *txt = st ? json_dumps(st, JSON_INDENT(1) | JSON_SORT_KEYS) : NULL;
+        mc_err e;
+        if (!txt || mc_file_replace(path, txt, strlen(txt), 0644, &e) != 0) {
+            fprintf(stderr, "mccom eval: cannot write %s: %s\n", path, txt ? e.msg : "out of memory");
             rc = 1;
         }
+        free(txt);
         json_decref(st);
     }
     free(want);
@@ -869,7 +874,12 @@ int mc_cmd_eval(int argc, char **argv) {
         fprintf(stderr, "mccom eval: cannot repair %s: %s\n", path, strerror(errno));
         goto out;
     }
-    R.out = fopen(path, "a");
+    {   /* appended to, never through a link planted at its name */
+        int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+        R.out = fd >= 0 ? fdopen(fd, "a") : NULL;
+        if (fd >= 0 && !R.out)
+            close(fd);
+    }
     if (!R.out) {
         fprintf(stderr, "mccom eval: cannot append to %s: %s\n", path, strerror(errno));
         goto out;

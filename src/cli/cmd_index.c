@@ -2,6 +2,7 @@
  * retrieval index of a repository; with --watch, keep it up to date. */
 #include "cli.h"
 #include "mccom/copy.h"
+#include "mccom/file.h"
 #include "mccom/retr.h"
 
 #include <signal.h>
@@ -14,7 +15,8 @@ static void index_usage(FILE *f) {
             "usage: mccom index DIR [options]\n"
             "  Index the source files of DIR (line windows for retrieval); only files\n"
             "  changed since the last run are re-read.\n"
-            "  --index FILE     index file (default DIR/.mccom-retr.idx)\n"
+            "  --index FILE     index file (default: in the user's cache, outside DIR:\n"
+            "                   $MCCOM_CACHE_DIR, $XDG_CACHE_HOME/mccom or ~/.cache/mccom)\n"
             "  --window N       lines per window (20)\n"
             "  --stride N       lines between window starts (10)\n"
             "  --include GLOB   index files matching GLOB (repeatable; default: common\n"
@@ -32,20 +34,51 @@ static void on_signal(int sig) {
     g_stop = 1;
 }
 
+int mc_cli_index_path(const char *root, const char *given, char *buf, size_t cap) {
+    if (given) {
+        if ((size_t)snprintf(buf, cap, "%s", given) >= cap) {
+            fprintf(stderr, "mccom: --index %s: path too long\n", given);
+            return MC_ERANGE;
+        }
+        return 0;
+    }
+    mc_err err;
+    mc_err_clear(&err);
+    char dir[4096];
+    int rc = mc_file_cache_dir(root, dir, sizeof dir, &err);
+    if (rc == 0 && (size_t)snprintf(buf, cap, "%s/retr.idx", dir) >= cap)
+        rc = mc_err_set(&err, MC_ERANGE, -1, "the cache path %s is too long", dir);
+    if (rc)
+        mc_cli_error("index location", &err);
+    return rc;
+}
+
+/* A file left out because it leads outside the root: said, never silent. */
+static void report_outside(void *ud, const char *relpath) {
+    const char *root = ud;
+    fprintf(stderr, "index: skipped %s: a symbolic link that leads outside %s (not read)\n",
+            relpath, root);
+}
+
 /* Shared with cmd_retrieve.c: open the index of `root`, loading `path` when
  * it exists (a bad file is reported and rebuilt), then sync. *changed is set
  * when the index differs from the file. */
 int mc_cli_retr_open(mc_retr_index **out, const char *root, const char *path,
-                     const mc_retr_params *p, int quiet, int *changed) {
+                     const mc_retr_params *pp, int quiet, int *changed) {
     mc_err err;
     mc_err_clear(&err);
     *changed = 0;
-    int rc = mc_retr_new(out, root, p, NULL, &err);
+    mc_retr_params p = pp ? *pp : mc_retr_params_default();
+    if (!quiet && !p.on_outside) {
+        p.on_outside = report_outside;
+        p.on_outside_ud = (void *)root;
+    }
+    int rc = mc_retr_new(out, root, &p, NULL, &err);
     if (rc) {
         mc_cli_error("index", &err);
         return rc;
     }
-    rc = mc_retr_load(*out, path, &err);
+    rc = path ? mc_retr_load(*out, path, &err) : MC_ENOTFOUND;
     if (rc == MC_ENOTFOUND) {
         *changed = 1;
     } else if (rc) {
@@ -65,9 +98,14 @@ int mc_cli_retr_open(mc_retr_index **out, const char *root, const char *path,
     if (st.n_indexed || st.n_removed)
         *changed = 1;
     if (!quiet)
-        fprintf(stderr, "index: %d files (%d re-indexed, %d unchanged, %d removed, %d skipped) in %.3f s\n",
-                st.n_seen, st.n_indexed, st.n_unchanged, st.n_removed, st.n_skipped,
+        fprintf(stderr,
+                "index: %d files (%d re-indexed, %d unchanged, %d removed, %d skipped, %d outside "
+                "the root) in %.3f s\n",
+                st.n_seen, st.n_indexed, st.n_unchanged, st.n_removed, st.n_skipped, st.n_outside,
                 mc_time_s() - t0);
+    else if (st.n_outside)
+        fprintf(stderr, "index: %d symbolic link%s leading outside %s skipped (not read)\n",
+                st.n_outside, st.n_outside == 1 ? "" : "s", root);
     return 0;
 }
 
@@ -124,10 +162,11 @@ int mc_cmd_index(int argc, char **argv) {
         p.n_include = n_inc;
     }
     char defpath[4096];
-    if (!index) {
-        snprintf(defpath, sizeof defpath, "%s/.mccom-retr.idx", root);
-        index = defpath;
+    if (mc_cli_index_path(root, index, defpath, sizeof defpath)) {
+        free(inc);
+        return 1;
     }
+    index = defpath;
     double t0 = mc_time_s();
     mc_retr_index *ix;
     int changed;

@@ -2,6 +2,7 @@
  * for a cursor position (round 1), or for the cursor plus a draft completion
  * (round 2), printed as a list or as the assembled prompt block. */
 #include "cli.h"
+#include "mccom/file.h"
 #include "mccom/retr.h"
 
 #include <limits.h>
@@ -15,7 +16,8 @@ static void retrieve_usage(FILE *f) {
             "usage: mccom retrieve --repo DIR --file PATH --line N [options]\n"
             "  Retrieve code windows of DIR similar to the lines above line N (0-based)\n"
             "  of PATH; windows of PATH at or after line N are never returned.\n"
-            "  --index FILE     index file (default DIR/.mccom-retr.idx; built if missing)\n"
+            "  --index FILE     index file (default: in the user's cache, outside DIR;\n"
+            "                   built if missing; see mccom index --help)\n"
             "  --draft TEXT     round 2: query with the last n/2 lines plus this draft\n"
             "  --n-lines N      query lines above the cursor (20)\n"
             "  --k N            windows to return (10)\n"
@@ -27,33 +29,8 @@ static void retrieve_usage(FILE *f) {
 }
 
 char *mc_cli_read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap);
-    while (b) {
-        if (n + 1 >= cap) {
-            char *nb = realloc(b, cap * 2);
-            if (!nb) {
-                free(b);
-                b = NULL;
-                break;
-            }
-            b = nb;
-            cap *= 2;
-        }
-        size_t r = fread(b + n, 1, cap - 1 - n, f);
-        if (r == 0)
-            break;
-        n += r;
-    }
-    fclose(f);
-    if (b) {
-        b[n] = '\0';
-        *len = n;
-    }
-    return b;
+    char *b = NULL;
+    return mc_file_read_all(path, 0, &b, len, NULL) == 0 ? b : NULL;
 }
 
 int mc_cmd_retrieve(int argc, char **argv) {
@@ -142,12 +119,8 @@ int mc_cmd_retrieve(int argc, char **argv) {
         fprintf(stderr, "mccom retrieve: %s is not inside %s; no leakage filter\n", fpath, root);
 
     char defpath[4096];
-    int save = 1;
-    if (!index) {
-        snprintf(defpath, sizeof defpath, "%s/.mccom-retr.idx", root);
-        index = defpath;
-        save = access(index, F_OK) == 0 || access(root, W_OK) == 0;
-    }
+    /* without a usable cache the index is built in memory and not kept */
+    index = mc_cli_index_path(root, index, defpath, sizeof defpath) == 0 ? defpath : NULL;
     mc_retr_index *ix;
     int changed;
     if (mc_cli_retr_open(&ix, root, index, &p, quiet, &changed)) {
@@ -155,7 +128,7 @@ int mc_cmd_retrieve(int argc, char **argv) {
         return 1;
     }
     mc_err err;
-    if (changed && save && mc_retr_save(ix, index, &err) && !quiet)
+    if (changed && index && mc_retr_save(ix, index, &err) && !quiet)
         fprintf(stderr, "mccom retrieve: could not save the index: %s\n", err.msg);
 
     /* the text above the cursor line */

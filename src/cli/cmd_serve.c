@@ -1,5 +1,5 @@
 /* `mccom serve -m MODEL.gguf [--host H] [--port P] [--api-key K] [--slots N]
- *  [-t THREADS] [--ctx N] [--name NAME] [--max-body BYTES] [-v]`: serve one
+ *  [-t THREADS] [--ctx N] [--name NAME] [--max-body BYTES] [limits...] [-v]`: serve one
  * model over HTTP (include/mccom/server.h) until SIGINT or SIGTERM, then stop
  * cleanly (queued and running requests are canceled, threads joined).
  *
@@ -24,14 +24,21 @@ static void usage(FILE *f) {
             "  --host H             address to bind (default 127.0.0.1); any address that is\n"
             "                       not loopback needs --api-key\n"
             "  --port P             port (default 8080; 0 = any free port, printed at start)\n"
-            "  --api-key K          require \"Authorization: Bearer K\" on every request\n"
+            "  --api-key K          require \"Authorization: Bearer K\" (all but /health)\n"
             "  --slots N            KV caches kept for prompt-prefix reuse (default 2)\n"
             "  -t, --threads N      threads per forward pass (default: all cores)\n"
             "  --ctx N              context size per slot (default: min(training context, 4096))\n"
             "  --name NAME          model id clients see (default: the file's basename)\n"
             "  --max-body BYTES     largest request body accepted (default 1048576)\n"
             "  --max-queue N        waiting requests beyond this get 503 (default 64)\n"
-            "  -v, --verbose        one line per request on stderr\n");
+            "  --max-connections N  open connections (default 256)\n"
+            "  --max-connections-per-ip N   from one client address (default 64)\n"
+            "  --request-timeout S  seconds a connection has to send a complete request\n"
+            "                       (default 10); slower ones are closed\n"
+            "  --max-inflight-mb N  memory budget of requests in flight, MiB (default 64);\n"
+            "                       beyond it: 429 with Retry-After\n"
+            "  -v, --verbose        one line per request on stderr\n"
+            "GET /health needs no key; see README.md, Security.\n");
 }
 
 static int parse_int(const char *opt, const char *v, long lo, long hi, long *out) {
@@ -100,6 +107,19 @@ int mc_cmd_serve(int argc, char **argv) {
             hi = 1 << 20;
         } else if (!strcmp(a, "--max-queue")) {
             ip = &p.max_queue;
+        } else if (!strcmp(a, "--max-connections")) {
+            ip = &p.max_connections;
+        } else if (!strcmp(a, "--max-connections-per-ip")) {
+            ip = &p.max_connections_per_ip;
+        } else if (!strcmp(a, "--request-timeout")) {
+            ip = &p.request_timeout_s;
+            hi = 3600;
+        } else if (!strcmp(a, "--max-inflight-mb")) {
+            hi = 1 << 20;
+            if (parse_int(a, v, lo, hi, &x) != 0)
+                return 2;
+            p.max_inflight_bytes = (size_t)x << 20;
+            continue;
         } else if (strcmp(a, "--max-body") != 0) {
             fprintf(stderr, "mccom serve: unknown option '%s'; see --help\n", a);
             return 2;

@@ -150,7 +150,9 @@ int mc_convert_llama2c(const char *model_path, const char *tok_path, const char 
     }
     memcpy(h, mm.p, sizeof h);
     int dim = h[0], hidden = h[1], n_layer = h[2], n_head = h[3], n_kv = h[4];
-    int shared = h[5] > 0, vocab = h[5] > 0 ? h[5] : -h[5], seq = h[6];
+    /* a negative vocabulary size means "classifier not shared"; INT_MIN has no
+     * positive counterpart (its negation overflows): taken as 0, refused below */
+    int shared = h[5] > 0, vocab = h[5] > 0 ? h[5] : h[5] == INT32_MIN ? 0 : -h[5], seq = h[6];
     if (dim <= 0 || hidden <= 0 || n_layer <= 0 || n_head <= 0 || n_kv <= 0 || vocab <= 0 ||
         seq <= 0 || dim % n_head || n_head % n_kv || dim > 65536 || hidden > 1 << 20 ||
         n_layer > 1024 || vocab > 1 << 22 || seq > 1 << 22 || (dim / n_head) % 2) {

@@ -31,6 +31,7 @@
  * first bad field.
  */
 #include "copy_internal.h"
+#include "mccom/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -110,52 +111,21 @@ static uint32_t crc_of(const unsigned char *p, size_t n) {
     return (uint32_t)crc;
 }
 
-/* Write hdr ⊕ body to path through path.tmp, fsync and rename, so that a
- * crash leaves the old file or the new one.
- * Marked for replacement: issue 14 adds mc_file_replace (include/mccom/file.h),
- * the one crash-safe write of the ground floor; the retrieval index's writer
- * and this one both move to it. */
+/* Write hdr ⊕ body in place of path, crash-safely and with mode 0600
+ * (mc_file_tmp: a unique temp file beside it, fsync, rename, directory
+ * fsync), so that a crash leaves the old file or the new one and a planted
+ * temp name or link is never written through. */
 static int replace_file(const char *path, const void *hdr, size_t hn, const void *body,
                         size_t bn, mc_err *err) {
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
-        return mc_err_set(err, MC_EINVAL, -1, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return mc_err_set(err, MC_EIO, -1, "%s: %s", tmp, strerror(errno));
-    const unsigned char *parts[2] = {hdr, body};
-    size_t lens[2] = {hn, bn};
-    int bad = 0;
-    for (int k = 0; k < 2 && !bad; k++) {
-        for (size_t off = 0; off < lens[k] && !bad;) {
-            ssize_t w = write(fd, parts[k] + off, lens[k] - off);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0)
-                bad = 1;
-            else
-                off += (size_t)w;
-        }
+    mc_file_tmp t;
+    int rc = mc_file_tmp_open(&t, path, 0600, err);
+    if (rc)
+        return rc;
+    if (fwrite(hdr, 1, hn, t.f) != hn || (bn && fwrite(body, 1, bn, t.f) != bn)) {
+        mc_file_tmp_abort(&t);
+        return mc_err_set(err, MC_EIO, -1, "%s: write failed: %s", path, strerror(errno));
     }
-    int e = errno;
-    if (!bad && fsync(fd) != 0) {
-        bad = 1;
-        e = errno;
-    }
-    if (close(fd) != 0 && !bad) {
-        bad = 1;
-        e = errno;
-    }
-    if (bad) {
-        unlink(tmp);
-        return mc_err_set(err, MC_EIO, -1, "%s: write failed: %s", tmp, strerror(e));
-    }
-    if (rename(tmp, path) != 0) {
-        e = errno;
-        unlink(tmp);
-        return mc_err_set(err, MC_EIO, -1, "%s: %s", path, strerror(e));
-    }
-    return 0;
+    return mc_file_tmp_commit(&t, err);
 }
 
 int mc_copy_save(const mc_copy_index *cx, const char *path, mc_err *err) {
@@ -378,44 +348,18 @@ fail:
 
 int mc_copy_load(mc_copy_index *cx, const char *path, mc_err *err) {
     mc__copy_clear(cx);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        int e = errno;
-        return mc_err_set(err, e == ENOENT ? MC_ENOTFOUND : MC_EIO, -1, "%s: %s", path,
-                          strerror(e));
-    }
-    unsigned char *data = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    for (;;) {
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 1 << 16;
-            unsigned char *nd = realloc(data, nc);
-            if (!nd) {
-                rc = mc_err_set(err, MC_ENOMEM, -1, "out of memory");
-                break;
-            }
-            data = nd;
-            cap = nc;
-        }
-        size_t k = fread(data + n, 1, cap - n, f);
-        n += k;
-        if (k == 0) {
-            if (ferror(f))
-                rc = mc_err_set(err, MC_EIO, -1, "%s: read error", path);
-            break;
-        }
-    }
-    fclose(f);
-    if (rc == 0) {
-        rc = mc__copy_load_mem(cx, data, n, true, err);
-        if (rc == MC_EFORMAT && err) {
-            char m[sizeof err->msg];
-            memcpy(m, err->msg, sizeof m);
-            int k = snprintf(err->msg, sizeof err->msg, "%.100s: ", path);
-            if (k > 0 && (size_t)k < sizeof err->msg)
-                snprintf(err->msg + k, sizeof err->msg - (size_t)k, "%.150s", m);
-        }
+    char *data = NULL;
+    size_t n = 0;
+    int rc = mc_file_read_all(path, 0, &data, &n, err);
+    if (rc)
+        return rc;
+    rc = mc__copy_load_mem(cx, data, n, true, err);
+    if (rc == MC_EFORMAT && err) {
+        char m[sizeof err->msg];
+        memcpy(m, err->msg, sizeof m);
+        int k = snprintf(err->msg, sizeof err->msg, "%.100s: ", path);
+        if (k > 0 && (size_t)k < sizeof err->msg)
+            snprintf(err->msg + k, sizeof err->msg - (size_t)k, "%.150s", m);
     }
     free(data);
     return rc;

@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void mc_eval_rec_fini(mc_eval_rec *r) {
     if (!r)
@@ -77,7 +78,9 @@ int mc_eval_rec_write(FILE *f, const mc_eval_rec *r) {
     json_decref(o);
     if (!s)
         return MC_EFORMAT; /* a string that is not UTF-8 */
-    int rc = fprintf(f, "%s\n", s) < 0 || fflush(f) != 0 ? MC_EIO : 0;
+    /* one line, flushed and on disk before the next task runs: a crash loses at
+     * most the record being written, and its torn line is ignored on load */
+    int rc = fprintf(f, "%s\n", s) < 0 || fflush(f) != 0 || fdatasync(fileno(f)) != 0 ? MC_EIO : 0;
     free(s);
     return rc;
 }

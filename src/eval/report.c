@@ -9,6 +9,7 @@
  * separate process fed a script on stdin); the report says so when gnuplot is
  * missing. Nothing here runs a model or decides a threshold. */
 #include "mccom/eval.h"
+#include "mccom/file.h"
 
 #include <errno.h>
 #include <math.h>
@@ -737,6 +738,7 @@ static void rel_path(char *out, size_t cap, const char *from, const char *target
 int mc_eval_report(mc_eval_recs *rs, const mc_eval_report_params *p, mc_err *err) {
     ctx c;
     memset(&c, 0, sizeof c);
+    mc_file_tmp ft = {0};
     c.rs = rs;
     c.p = p;
     c.buf = malloc((size_t)(rs->n > 0 ? rs->n : 1) * sizeof *c.buf);
@@ -755,11 +757,9 @@ int mc_eval_report(mc_eval_recs *rs, const mc_eval_report_params *p, mc_err *err
         rc = mc_err_set(err, MC_EIO, -1, "cannot create %s: %s", p->plot_dir, strerror(errno));
         goto out;
     }
-    c.f = fopen(p->md_path, "w");
-    if (!c.f) {
-        rc = mc_err_set(err, MC_EIO, -1, "cannot write %s: %s", p->md_path, strerror(errno));
+    if ((rc = mc_file_tmp_open(&ft, p->md_path, 0644, err)) != 0)
         goto out;
-    }
+    c.f = ft.f;
     const int held = p->tau_calibrated && p->n_cal_repos > 0 ? REPOS_HELD : REPOS_ALL;
     FILE *f = c.f;
     fprintf(f, "# mccom evaluation\n\n");
@@ -828,11 +828,11 @@ int mc_eval_report(mc_eval_recs *rs, const mc_eval_report_params *p, mc_err *err
                "occurs, after the same line(s), earlier in its file or elsewhere in the "
                "repository.\n\n",
             p->reaction_ms);
-    if (ferror(f))
-        rc = mc_err_set(err, MC_EIO, -1, "writing %s failed", p->md_path);
+    rc = mc_file_tmp_commit(&ft, err); /* a write error seen on f fails it */
+    c.f = NULL;
 out:
-    if (c.f && fclose(c.f) != 0 && rc == 0)
-        rc = mc_err_set(err, MC_EIO, -1, "writing %s failed", p->md_path);
+    if (c.f)
+        mc_file_tmp_abort(&ft);
     for (int i = 0; i < c.n_splits; i++)
         free(c.splits[i]);
     for (int i = 0; i < c.n_repos; i++)

@@ -1,8 +1,10 @@
 /* GGUF writer: collects key/values (serialised on set) and borrowed tensor
  * data, then writes the file sequentially: header, key/values, tensor infos,
- * padding, tensor data each padded to the alignment. The file goes to
- * PATH.tmp first and is renamed over PATH only when complete. */
+ * padding, tensor data each padded to the alignment. The file is replaced
+ * crash-safely (mc_file_tmp: a unique temp file, fsync, rename; file.h). */
 #include "mccom/gguf.h"
+
+#include "mccom/file.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -266,18 +268,11 @@ static int wr_str(FILE *f, const char *s) {
 
 int mc_gguf_writer_write(mc_gguf_writer *w, const char *path, mc_err *err) {
     mc_err_clear(err);
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 5);
-    if (!tmp)
-        return mc_err_set(err, MC_ENOMEM, -1, "out of memory");
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        int rc = mc_err_set(err, MC_EIO, -1, "cannot create %s: %s", tmp, strerror(errno));
-        free(tmp);
-        return rc;
-    }
+    mc_file_tmp ft;
+    int frc = mc_file_tmp_open(&ft, path, 0644, err);
+    if (frc)
+        return frc;
+    FILE *f = ft.f;
     static const uint8_t zeros[256];
     int bad = 0;
     uint32_t magic = MC_GGUF_MAGIC, version = MC_GGUF_VERSION;
@@ -323,23 +318,10 @@ int mc_gguf_writer_write(mc_gguf_writer *w, const char *path, mc_err *err) {
         }
         off = end;
     }
-    if (fflush(f) != 0)
-        bad = 1;
-    if (fclose(f) != 0)
-        bad = 1;
     if (bad) {
-        int rc = mc_err_set(err, MC_EIO, -1, "writing %s failed: %s", tmp, strerror(errno));
-        remove(tmp);
-        free(tmp);
+        int rc = mc_err_set(err, MC_EIO, -1, "writing %s failed: %s", path, strerror(errno));
+        mc_file_tmp_abort(&ft);
         return rc;
     }
-    if (rename(tmp, path) != 0) {
-        int rc = mc_err_set(err, MC_EIO, -1, "cannot rename %s to %s: %s", tmp, path,
-                            strerror(errno));
-        remove(tmp);
-        free(tmp);
-        return rc;
-    }
-    free(tmp);
-    return 0;
+    return mc_file_tmp_commit(&ft, err);
 }

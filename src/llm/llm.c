@@ -49,7 +49,15 @@ int mc_llm_generate(mc_llm *l, const mc_llm_request *rq, mc_llm_result *res, mc_
     double t0 = mc_time_s();
     int rc = l->ops.generate(l->self, rq, res, err);
     if (rc != 0) {
+        /* no generation, but what the attempt cost stays on the record */
+        mc_llm_result acct = *res;
+        memset(&acct.gen, 0, sizeof acct.gen);
         mc_llm_result_fini(res);
+        res->attempts = acct.attempts;
+        res->http_status = acct.http_status;
+        res->bytes_sent = acct.bytes_sent;
+        res->bytes_received = acct.bytes_received;
+        res->ms_total = (mc_time_s() - t0) * 1e3;
         return rc;
     }
     if (res->ms_total <= 0.0)

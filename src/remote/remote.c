@@ -21,11 +21,13 @@
 
 #include "remote_internal.h"
 
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 enum { BR_CLOSED, BR_OPEN, BR_HALF_OPEN };
 static const char *const breaker_names[] = {"closed", "open", "half_open"};
@@ -163,7 +165,11 @@ int mc_remote_new(const mc_remote_params *p, const mc_tok *tok, mc_remote **out,
         return rc;
     }
     if (r->log_path) {
-        r->log = fopen(r->log_path, "a");
+        /* it names the user's files: this user only, never through a planted link */
+        int fd = open(r->log_path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        r->log = fd >= 0 ? fdopen(fd, "a") : NULL;
+        if (fd >= 0 && !r->log)
+            close(fd);
         if (!r->log) {
             rc = mc_err_set(err, MC_EIO, -1, "cannot open the escalation log %s for appending",
                             r->log_path);
@@ -1107,7 +1113,17 @@ int mc_remote_generate(mc_remote *r, const mc_llm_request *rq, mc_llm_result *re
               .cancel = rq->cancel,
               .deadline = t0 + (int64_t)r->p.timeout_ms * 1000000,
               .max_retries = r->p.retries};
+    /* the caller's budget for the whole request bounds this call too */
+    if (rq->deadline_ns > 0 && rq->deadline_ns < c.deadline)
+        c.deadline = rq->deadline_ns;
     r->st.calls++;
+    if (rq->deadline_ns > 0 && t0 >= rq->deadline_ns) {
+        int rc = mc_err_set(err, MC_ETIMEOUT, -1,
+                            "the request's time for the large model is spent; nothing sent");
+        r->st.failures++;
+        log_call(r, "generate", &c, rq, NULL, rc, 0.0);
+        return rc;
+    }
     bool trial;
     int rc;
     if (!breaker_enter(r, &trial)) {
@@ -1146,7 +1162,12 @@ int mc_remote_generate(mc_remote *r, const mc_llm_request *rq, mc_llm_result *re
         if (rq->n_draft > 0 && !res->verified)
             r->st.unverified++;
     } else {
-        mc_llm_result_fini(res); /* a failed call leaves res zeroed */
+        mc_llm_result_fini(res); /* a failed call leaves no generation, */
+        res->attempts = c.attempts; /* but its cost on the record */
+        res->http_status = c.http_status;
+        res->bytes_sent = c.sent;
+        res->bytes_received = c.received;
+        res->ms_total = ms;
         if (rc == MC_ECANCELED)
             r->st.canceled++;
         else

@@ -5,12 +5,15 @@
  * (prompt.c). */
 #include "retr_internal.h"
 
+#include "mccom/file.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const default_include[] = {
     "*.py", "*.pyi", "*.c", "*.h", "*.cc", "*.cpp", "*.cxx", "*.hpp", "*.hh", "*.hxx",
@@ -204,10 +207,24 @@ void mc_retr_free(mc_retr_index *ix) {
             free(ix->include[i]);
     free(ix->include);
     free(ix->root);
+    free(ix->root_real);
     free(ix);
 }
 
 const char *mc_retr_root(const mc_retr_index *ix) { return ix->root; }
+
+const char *mc__retr_boundary(mc_retr_index *ix, mc_err *err) {
+    if (!ix->root_real)
+        ix->root_real = mc_file_root_real(ix->root, err);
+    return ix->root_real;
+}
+
+void mc__retr_outside(const mc_retr_index *ix, const char *relpath, mc_retr_sync_stats *st) {
+    if (st)
+        st->n_outside++;
+    if (ix->p.on_outside)
+        ix->p.on_outside(ix->p.on_outside_ud, relpath);
+}
 
 /* ---- files ---- */
 
@@ -675,6 +692,22 @@ int mc_retr_set_file(mc_retr_index *ix, const char *relpath, const char *text, s
         return mc_err_set(err, MC_EINVAL, -1, "%s: not a path inside %s", relpath, ix->root);
     if ((int64_t)len > ix->p.max_file_bytes)
         return mc_err_set(err, MC_ERANGE, -1, "%s: %zu bytes is more than the limit", rel, len);
+    /* A buffer at a path whose file on disk is a link out of the root (or that
+     * goes through a linked directory) stays out, as the walk would leave it.
+     * A root that is not a directory (an index of buffers only) has no disk. */
+    if (mc__retr_boundary(ix, NULL)) {
+        char full[PATH_MAX];
+        if ((size_t)snprintf(full, sizeof full, "%s/%s", ix->root, rel) >= sizeof full)
+            return mc_err_set(err, MC_EINVAL, -1, "%s: path too long", rel);
+        if (mc_file_inside(ix->root_real, full) == 0) {
+            mc__retr_outside(ix, rel, NULL);
+            return mc_err_set(err, MC_EACCES, -1, "%s leads outside %s; not indexed", rel,
+                              ix->root);
+        }
+        if (access(full, F_OK) == 0 && mc__retr_through_link(ix, rel))
+            return mc_err_set(err, MC_EACCES, -1,
+                              "%s: a directory on its path is a symbolic link; not indexed", rel);
+    }
     char *copy = malloc(len + 1);
     if (!copy)
         return mc_err_set(err, MC_ENOMEM, -1, "out of memory");
@@ -701,7 +734,8 @@ static int64_t mtime_of(const struct stat *st) {
 
 /* Bring one file (known to exist as `st`) up to date. Returns 1 if the index
  * changed, 0 if not, 2 if the file was rejected (binary/generated/too large)
- * and dropped or not added, or a negative code. */
+ * and dropped or not added, 3 if it turned out to lead outside the root (a
+ * link swapped in since the walk; not read, dropped), or a negative code. */
 static int refresh_one(mc_retr_index *ix, const char *rel, const struct stat *st, mc_err *err) {
     bool found;
     int pos = mc__retr_find_file(ix, rel, &found);
@@ -714,18 +748,15 @@ static int refresh_one(mc_retr_index *ix, const char *rel, const struct stat *st
             remove_at(ix, pos);
         return 2;
     }
-    char full[PATH_MAX];
-    if ((size_t)snprintf(full, sizeof full, "%s/%s", ix->root, rel) >= sizeof full)
-        return 2;
     char *text;
     size_t len;
     mc_err e2;
-    if (mc__retr_read_file(full, &text, &len, &e2)) {
+    if (mc__retr_read_in(ix, rel, &text, &len, &e2)) {
         if (e2.code == MC_ENOMEM)
             return mc_err_set(err, MC_ENOMEM, -1, "out of memory");
         if (found)
             remove_at(ix, pos);
-        return 2;
+        return e2.code == MC_EACCES ? 3 : 2;
     }
     if ((int64_t)len > ix->p.max_file_bytes || mc__retr_content_rejected(text, len, rel)) {
         free(text);
@@ -751,10 +782,20 @@ int mc_retr_update_file(mc_retr_index *ix, const char *path, mc_err *err) {
     char full[PATH_MAX];
     if ((size_t)snprintf(full, sizeof full, "%s/%s", ix->root, rel) >= sizeof full)
         return mc_err_set(err, MC_EINVAL, -1, "%s: path too long", rel);
+    if (!mc__retr_boundary(ix, err))
+        return err ? err->code : MC_ENOTFOUND;
     struct stat st;
     bool found;
     int pos = mc__retr_find_file(ix, rel, &found);
-    if (stat(full, &st) != 0 || !S_ISREG(st.st_mode) || !mc__retr_path_accepted(ix, rel)) {
+    if (mc_file_inside(ix->root_real, full) == 0) {
+        /* a link (the file's or a directory's on the way) out of the root */
+        if (found)
+            remove_at(ix, pos);
+        mc__retr_outside(ix, rel, NULL);
+        return mc_err_set(err, MC_EACCES, -1, "%s leads outside %s; not indexed", rel, ix->root);
+    }
+    if (stat(full, &st) != 0 || !S_ISREG(st.st_mode) || mc__retr_through_link(ix, rel) ||
+        !mc__retr_path_accepted(ix, rel)) {
         if (found) {
             remove_at(ix, pos);
             return 1;
@@ -762,6 +803,10 @@ int mc_retr_update_file(mc_retr_index *ix, const char *path, mc_err *err) {
         return 0;
     }
     int rc = refresh_one(ix, rel, &st, err);
+    if (rc == 3) {
+        mc__retr_outside(ix, rel, NULL);
+        return mc_err_set(err, MC_EACCES, -1, "%s leads outside %s; not indexed", rel, ix->root);
+    }
     if (rc == 2)
         return found ? 1 : 0;
     return rc;
@@ -804,7 +849,9 @@ int mc_retr_sync(mc_retr_index *ix, mc_retr_sync_stats *stp, mc_err *err) {
     mc_retr_sync_stats st;
     memset(&st, 0, sizeof st);
     struct seen s = {0};
-    int rc = mc__retr_walk(ix, seen_add, &s, &st.n_skipped, err);
+    int rc = mc__retr_boundary(ix, err) ? 0 : (err ? err->code : MC_ENOTFOUND);
+    if (rc == 0)
+        rc = mc__retr_walk(ix, seen_add, &s, &st, err);
     if (rc)
         goto out;
     qsort(s.e, (size_t)s.n, sizeof *s.e, cmp_seen);
@@ -835,7 +882,12 @@ int mc_retr_sync(mc_retr_index *ix, mc_retr_sync_stats *stp, mc_err *err) {
             st.n_unchanged++;
         else if (r == 1)
             st.n_indexed++;
-        else {
+        else if (r == 3) {
+            mc__retr_outside(ix, s.e[j].path, &st);
+            st.n_seen--;
+            if (was)
+                st.n_removed++;
+        } else {
             st.n_skipped++;
             st.n_seen--;
             if (was)

@@ -55,6 +55,8 @@ typedef struct rplist {
 
 struct mc_retr_index {
     char *root;
+    char *root_real;     /* realpath of root, the boundary of every read (set by
+                            mc__retr_boundary on first use) */
     mc_retr_params p;
     char **include;      /* owned copies of the include globs */
     mc_retr_tokenizer tok;
@@ -96,16 +98,26 @@ uint32_t *mc__retr_split_lines(const char *text, size_t len, int *n_lines);
 /* Normalize a user path to root-relative form into buf; 0 or MC_EINVAL. */
 int mc__retr_relpath(const mc_retr_index *ix, const char *path, char *buf, size_t cap);
 
+/* The root's real path (computed once); NULL with err set when the root is
+ * not a directory. */
+const char *mc__retr_boundary(mc_retr_index *ix, mc_err *err);
+/* Count and report a file that leads outside the root. */
+void mc__retr_outside(const mc_retr_index *ix, const char *relpath, mc_retr_sync_stats *st);
+
 /* walk.c */
 typedef int (*mc__retr_walk_fn)(void *ud, const char *relpath, const struct stat *st);
-int mc__retr_walk(const mc_retr_index *ix, mc__retr_walk_fn fn, void *ud, int *n_skipped,
-                  mc_err *err);
+/* Walk the root (ix->root_real must be set); skipped files counted in st. */
+int mc__retr_walk(const mc_retr_index *ix, mc__retr_walk_fn fn, void *ud,
+                  mc_retr_sync_stats *st, mc_err *err);
+/* 1 if a directory on relpath's way (not the file itself) is a symbolic link. */
+int mc__retr_through_link(const mc_retr_index *ix, const char *relpath);
 /* 1 if the walk would visit relpath (globs, ignore rules, skipped dirs). */
 int mc__retr_path_accepted(const mc_retr_index *ix, const char *relpath);
 /* 1 if the content looks binary or generated (the walk skips it). */
 int mc__retr_content_rejected(const char *text, size_t len, const char *relpath);
-/* Read a whole file (malloc'd, NUL-terminated). */
-int mc__retr_read_file(const char *path, char **out, size_t *out_len, mc_err *err);
+/* Read root/relpath inside the boundary (mc_file_read_in; ix->root_real set). */
+int mc__retr_read_in(const mc_retr_index *ix, const char *relpath, char **out, size_t *out_len,
+                     mc_err *err);
 
 /* store.c */
 int mc__retr_load_mem(mc_retr_index *ix, const void *data, size_t len, bool check_crc,

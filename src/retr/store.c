@@ -32,6 +32,8 @@
  */
 #include "retr_internal.h"
 
+#include "mccom/file.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,30 +142,18 @@ int mc_retr_save(const mc_retr_index *ix, const char *path, mc_err *err) {
     set_u32(hdr + 32, (uint32_t)ix->p.window_lines);
     set_u32(hdr + 36, (uint32_t)ix->p.stride);
 
-    size_t pl = strlen(path);
-    char *tmp = malloc(pl + 5);
-    if (!tmp) {
-        free(b.p);
-        return mc_err_set(err, MC_ENOMEM, -1, "out of memory");
+    /* 0600: the index holds the repository's text, readable by this user only */
+    mc_file_tmp t;
+    int rc = mc_file_tmp_open(&t, path, 0600, err);
+    if (rc == 0) {
+        if (write_all(t.f, hdr, sizeof hdr) || write_all(t.f, b.p, b.n)) {
+            int e = errno;
+            mc_file_tmp_abort(&t);
+            rc = mc_err_set(err, MC_EIO, -1, "%s: write failed: %s", path, strerror(e));
+        } else {
+            rc = mc_file_tmp_commit(&t, err);
+        }
     }
-    memcpy(tmp, path, pl);
-    memcpy(tmp + pl, ".tmp", 5);
-    FILE *f = fopen(tmp, "wb");
-    int rc = 0;
-    if (!f) {
-        rc = mc_err_set(err, MC_EIO, -1, "%s: %s", tmp, strerror(errno));
-    } else {
-        int bad = write_all(f, hdr, sizeof hdr) || write_all(f, b.p, b.n);
-        bad |= fflush(f) != 0;
-        bad |= fclose(f) != 0;
-        if (bad)
-            rc = mc_err_set(err, MC_EIO, -1, "%s: write failed: %s", tmp, strerror(errno));
-        else if (rename(tmp, path) != 0)
-            rc = mc_err_set(err, MC_EIO, -1, "%s: %s", path, strerror(errno));
-        if (rc)
-            unlink(tmp);
-    }
-    free(tmp);
     free(b.p);
     return rc;
 }
@@ -394,7 +384,7 @@ int mc_retr_load(mc_retr_index *ix, const char *path, mc_err *err) {
     size_t len;
     mc_err e;
     mc_err_clear(&e);
-    int rc = mc__retr_read_file(path, &data, &len, &e);
+    int rc = mc_file_read_all(path, 0, &data, &len, &e);
     if (rc) {
         mc__retr_clear(ix);
         return mc_err_set(err, rc, -1, "%s", e.msg);

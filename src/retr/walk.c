@@ -10,10 +10,15 @@
  * max_file_bytes, and its content is neither binary (a NUL byte in the first
  * 8000 bytes) nor generated/minified (a generator marker in its first 1 KiB,
  * *.min.js, or lines that average over 500 bytes). Directory symlinks are not
- * followed (no cycles); file symlinks are.
+ * followed (no cycles); file symlinks are when their target lies inside the
+ * root, and counted as n_outside (never read) when it does not. Every read
+ * goes through mc_file_read_in: the boundary holds even if the tree changes
+ * while it is walked.
  * It does not read .git/info/exclude or the global git excludes file.
  */
 #include "retr_internal.h"
+
+#include "mccom/file.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -28,52 +33,29 @@ static const char *const skip_dirs[] = {
     "node_modules", "vendor", "_vendor", "third_party", "bower_components", "__pycache__",
 };
 
-int mc__retr_read_file(const char *path, char **out, size_t *out_len, mc_err *err) {
-    *out = NULL;
-    *out_len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return mc_err_set(err, errno == ENOENT ? MC_ENOTFOUND : MC_EIO, -1, "%s: %s", path,
-                          strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return mc_err_set(err, MC_EIO, -1, "%s: not a regular file", path);
+int mc__retr_read_in(const mc_retr_index *ix, const char *relpath, char **out, size_t *out_len,
+                     mc_err *err) {
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", ix->root, relpath) >= sizeof path)
+        return mc_err_set(err, MC_EINVAL, -1, "%s: path too long", relpath);
+    return mc_file_read_in(ix->root_real, path, 0, out, out_len, err);
+}
+
+int mc__retr_through_link(const mc_retr_index *ix, const char *relpath) {
+    char path[PATH_MAX];
+    size_t rl = strlen(ix->root);
+    if (rl + 1 + strlen(relpath) >= sizeof path)
+        return 1;
+    memcpy(path, ix->root, rl);
+    path[rl] = '/';
+    for (const char *p = relpath; (p = strchr(p, '/')) != NULL; p++) {
+        size_t n = (size_t)(p - relpath);
+        memcpy(path + rl + 1, relpath, n);
+        path[rl + 1 + n] = '\0';
+        struct stat st;
+        if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+            return 1; /* a link, or not a directory at all: the walk would not get there */
     }
-    size_t cap = (size_t)st.st_size + 1, n = 0;
-    char *buf = malloc(cap);
-    if (!buf) {
-        close(fd);
-        return mc_err_set(err, MC_ENOMEM, -1, "out of memory");
-    }
-    for (;;) {
-        if (n + 1 == cap) { /* the file grew while we read it */
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                close(fd);
-                return mc_err_set(err, MC_ENOMEM, -1, "out of memory");
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        ssize_t r = read(fd, buf + n, cap - 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int e = errno;
-            free(buf);
-            close(fd);
-            return mc_err_set(err, MC_EIO, -1, "%s: %s", path, strerror(e));
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    buf[n] = '\0';
-    *out = buf;
-    *out_len = n;
     return 0;
 }
 
@@ -236,13 +218,12 @@ static int rules_load(const mc_retr_index *ix, rules *rs, const char *dir) {
     if (!ix->p.respect_gitignore)
         return 0;
     char path[PATH_MAX];
-    if ((size_t)snprintf(path, sizeof path, "%s%s%s/.gitignore", ix->root, *dir ? "/" : "", dir) >=
-        sizeof path)
+    if ((size_t)snprintf(path, sizeof path, "%s%s.gitignore", dir, *dir ? "/" : "") >= sizeof path)
         return 0;
     char *text;
     size_t len;
-    if (mc__retr_read_file(path, &text, &len, NULL))
-        return 0;
+    if (mc__retr_read_in(ix, path, &text, &len, NULL))
+        return 0; /* missing, unreadable, or a link out of the root: no rules */
     int rc = 0;
     for (char *line = text; line < text + len;) {
         char *nl = memchr(line, '\n', (size_t)(text + len - line));
@@ -389,7 +370,7 @@ struct walk {
     mc__retr_walk_fn fn;
     void *ud;
     rules rs;
-    int n_skipped;
+    mc_retr_sync_stats *st;
     int depth;
 };
 
@@ -449,12 +430,17 @@ static int walk_dir(struct walk *w, const char *rel) {
             w->depth--;
             continue;
         }
-        if (S_ISLNK(st.st_mode) && (stat(full, &st) != 0 || !S_ISREG(st.st_mode)))
-            continue;
+        bool link = S_ISLNK(st.st_mode);
+        if (link && (stat(full, &st) != 0 || !S_ISREG(st.st_mode)))
+            continue; /* dangling, or a link to a directory: never followed */
         if (!S_ISREG(st.st_mode) || !included(w->ix, sub) || rules_ignored(&w->rs, sub, 0))
             continue;
+        if (link && mc_file_inside(w->ix->root_real, full) != 1) {
+            mc__retr_outside(w->ix, sub, w->st);
+            continue;
+        }
         if ((int64_t)st.st_size > w->ix->p.max_file_bytes) {
-            w->n_skipped++;
+            w->st->n_skipped++;
             continue;
         }
         rc = w->fn(w->ud, sub, &st);
@@ -466,17 +452,15 @@ static int walk_dir(struct walk *w, const char *rel) {
     return rc;
 }
 
-int mc__retr_walk(const mc_retr_index *ix, mc__retr_walk_fn fn, void *ud, int *n_skipped,
-                  mc_err *err) {
-    struct walk w = {ix, fn, ud, {0}, 0, 0};
+int mc__retr_walk(const mc_retr_index *ix, mc__retr_walk_fn fn, void *ud,
+                  mc_retr_sync_stats *stats, mc_err *err) {
+    struct walk w = {ix, fn, ud, {0}, stats, 0};
     struct stat st;
     if (stat(ix->root, &st) != 0 || !S_ISDIR(st.st_mode))
         return mc_err_set(err, MC_ENOTFOUND, -1, "%s: not a directory", ix->root);
     int rc = walk_dir(&w, "");
     rules_pop(&w.rs, 0);
     free(w.rs.r);
-    if (n_skipped)
-        *n_skipped += w.n_skipped;
     if (rc == MC_ENOMEM)
         return mc_err_set(err, rc, -1, "out of memory");
     if (rc)

@@ -23,9 +23,13 @@ struct mc_retr_watch {
     int n_dirs;
 };
 
+/* IN_ONLYDIR | IN_DONT_FOLLOW: a directory replaced by a symbolic link between
+ * the lstat and the watch is not watched through the link (the workspace
+ * boundary; the re-index of a changed file goes through mc_retr_update_file,
+ * which refuses paths that leave the root). */
 #define WATCH_MASK                                                                          \
     (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE | IN_DELETE_SELF | \
-     IN_ONLYDIR * 0)
+     IN_ONLYDIR | IN_DONT_FOLLOW)
 
 static int add_watch(mc_retr_watch *w, const char *rel) {
     char full[PATH_MAX];
@@ -195,6 +199,10 @@ int mc_retr_watch_poll(mc_retr_watch *w, int timeout_ms, mc_err *err) {
         if (i > 0 && !strcmp(changed[i], changed[i - 1]))
             continue;
         int r = mc_retr_update_file(w->ix, changed[i], err);
+        if (r == MC_EACCES) { /* a link out of the root: reported (on_outside), not indexed; */
+            n_changed++;      /* it may have been indexed before: the index changed */
+            continue;
+        }
         if (r == MC_ENOMEM) {
             rc = r;
             goto out;

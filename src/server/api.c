@@ -217,20 +217,26 @@ static int ids_push(ids *a, const int32_t *x, int64_t n) {
     return 0;
 }
 
-/* Tokenize text and append it. */
-static int ids_encode(pctx *c, ids *a, const char *text, size_t len, int flags) {
-    int64_t cap = (int64_t)len + 8, n = 0;
-    int32_t *buf = malloc((size_t)cap * sizeof *buf);
+/* Tokenize text (the field `key`) and append it, within the context: the
+ * ids so far plus these may be at most n_ctx + 1 (the callers' own checks
+ * then say which limit applies). Bytes first: a text that needs more tokens
+ * than fit, whatever the tokens, is refused untokenized; then the tokenizer
+ * stops once the room is exceeded. Memory: at most room + 1 ids. */
+static int ids_encode(pctx *c, ids *a, const char *key, const char *text, size_t len, int flags) {
+    int64_t room = (int64_t)c->env->n_ctx + 1 - a->n;
+    if (room < 0)
+        room = 0;
+    if (c->env->max_piece > 0 && (int64_t)(len / c->env->max_piece) > room)
+        return fail(c, key, "%zu bytes: more than the context of %d tokens can hold", len,
+                    c->env->n_ctx);
+    int64_t cap = MC_MIN((int64_t)len + 8, room + 1), n = 0;
+    int32_t *buf = malloc((size_t)(cap > 0 ? cap : 1) * sizeof *buf);
     if (!buf)
         return mc_err_set(c->err, MC_ENOMEM, -1, "out of memory");
-    int rc = mc_tok_encode(c->env->tok, text, len, flags, buf, cap, &n);
-    if (rc == MC_EFULL) {
+    int rc = mc_tok_encode(c->env->tok, text, len, flags | MC_TOK_STOP_FULL, buf, cap, &n);
+    if (rc == MC_EFULL) { /* a text gives at most len + 2 ids: this is the context's limit */
         free(buf);
-        cap = n;
-        buf = malloc((size_t)(cap > 0 ? cap : 1) * sizeof *buf);
-        if (!buf)
-            return mc_err_set(c->err, MC_ENOMEM, -1, "out of memory");
-        rc = mc_tok_encode(c->env->tok, text, len, flags, buf, cap, &n);
+        return fail(c, key, "more tokens than the context of %d holds", c->env->n_ctx);
     }
     if (rc == 0)
         rc = ids_push(a, buf, n);
@@ -253,7 +259,7 @@ static int get_tokens(pctx *c, json_t *o, const char *key, int flags, ids *a, bo
             *text = json_string_value(v);
             *text_len = json_string_length(v);
         }
-        return ids_encode(c, a, json_string_value(v), json_string_length(v), flags);
+        return ids_encode(c, a, key, json_string_value(v), json_string_length(v), flags);
     }
     if (!json_is_array(v))
         return fail(c, key, "expected a string or an array of token ids, got %s", type_name(v));
@@ -472,27 +478,27 @@ static int parse_infill(pctx *c, json_t *o, mc__srv_req *r) {
             /* <|file_sep|>FILENAME\nTEXT (Qwen2.5-Coder's repository format) */
             rc = ids_push(&p, &sep, 1);
             if (rc == 0 && fn) {
-                rc = ids_encode(c, &p, json_string_value(fn), json_string_length(fn), 0);
+                rc = ids_encode(c, &p, field, json_string_value(fn), json_string_length(fn), 0);
                 if (rc == 0)
-                    rc = ids_encode(c, &p, "\n", 1, 0);
+                    rc = ids_encode(c, &p, field, "\n", 1, 0);
             }
         }
         /* without a file separator token the text is prefixed as it is (llama.cpp) */
         if (rc == 0 && tx)
-            rc = ids_encode(c, &p, json_string_value(tx), json_string_length(tx), 0);
+            rc = ids_encode(c, &p, field, json_string_value(tx), json_string_length(tx), 0);
     }
     if (rc == 0)
         rc = ids_push(&p, &pre, 1);
     if (rc == 0)
-        rc = ids_encode(c, &p, prefix, prefix_len, 0);
+        rc = ids_encode(c, &p, "input_prefix", prefix, prefix_len, 0);
     if (rc == 0)
         rc = ids_push(&p, &suf, 1);
     if (rc == 0)
-        rc = ids_encode(c, &p, suffix, suffix_len, 0);
+        rc = ids_encode(c, &p, "input_suffix", suffix, suffix_len, 0);
     if (rc == 0)
         rc = ids_push(&p, &mid, 1);
     if (rc == 0)
-        rc = ids_encode(c, &p, after, after_len, 0);
+        rc = ids_encode(c, &p, "prompt", after, after_len, 0);
     r->prompt = p.v;
     r->n_prompt = p.n;
     if (rc == MC_ENOMEM)

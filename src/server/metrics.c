@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const int codes[MC__SRV_N_CODES - 1] = {200, 400, 401, 404, 405, 413, 499, 500, 503};
+static const int codes[MC__SRV_N_CODES - 1] = {200, 400, 401, 404, 405, 413, 429, 499, 500, 503};
 
 /* Upper bounds in seconds; the last bucket (+Inf) is implicit. Completions
  * span a few milliseconds (a cached one-line request on a small model) to
@@ -161,8 +161,18 @@ static void hist_series(buf *b, const char *name, const char *labels, const mc__
     }
 }
 
-char *mc__srv_metrics_render(mc__srv_metrics *m, int n_queued, int n_running, int n_slots,
-                             size_t *len) {
+void mc__srv_metrics_conn(mc__srv_metrics *m, int event) {
+    pthread_mutex_lock(&m->mu);
+    if (event == MC__CONN_TIMED_OUT)
+        m->conn_timed_out++;
+    else if (event == MC__CONN_EVICTED)
+        m->conn_evicted++;
+    else
+        m->conn_refused++;
+    pthread_mutex_unlock(&m->mu);
+}
+
+char *mc__srv_metrics_render(mc__srv_metrics *m, const mc__srv_gauges *g, size_t *len) {
     buf b = {0};
     pthread_mutex_lock(&m->mu);
     mc__srv_metrics c = *m; /* a consistent snapshot (its mutex copy is never used) */
@@ -198,9 +208,18 @@ char *mc__srv_metrics_render(mc__srv_metrics *m, int n_queued, int n_running, in
     out(&b, "# HELP mccom_engine_seconds_total Time the engine thread spent running requests\n"
             "# TYPE mccom_engine_seconds_total counter\nmccom_engine_seconds_total %.6f\n",
         c.engine_s);
-    gauge(&b, "mccom_queue_length", "Requests waiting for the engine", n_queued);
-    gauge(&b, "mccom_requests_running", "Requests the engine is running", n_running);
-    gauge(&b, "mccom_slots", "KV cache slots", n_slots);
+    gauge(&b, "mccom_queue_length", "Requests waiting for the engine", g->n_queued);
+    gauge(&b, "mccom_requests_running", "Requests the engine is running", g->n_running);
+    gauge(&b, "mccom_slots", "KV cache slots", g->n_slots);
+    gauge(&b, "mccom_connections", "Open client connections", g->n_connections);
+    gauge(&b, "mccom_inflight_bytes", "Bytes reserved for requests in flight (the memory budget)",
+          (long long)g->inflight_bytes);
+    counter(&b, "mccom_connections_timed_out_total",
+            "Connections closed for not sending a complete request in time", c.conn_timed_out);
+    counter(&b, "mccom_connections_evicted_total",
+            "Idle connections closed to admit a new one at a connection limit", c.conn_evicted);
+    counter(&b, "mccom_connections_refused_total",
+            "Connections refused at a connection limit (nothing idle to close)", c.conn_refused);
 
     out(&b, "# HELP mccom_request_duration_seconds Time from receipt to the response being ready, "
             "by endpoint\n# TYPE mccom_request_duration_seconds histogram\n");

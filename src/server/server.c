@@ -35,7 +35,21 @@
  * answers every job: 503, or an error event on a stream), wait up to
  * STOP_FLUSH_S for those answers to be sent, then stop libmicrohttpd.
  *
- * Lock order: server mutex, then a job's mutex; the metrics mutex is a leaf.
+ * Hostile clients (server.h has the policy). Every connection is in a table
+ * (MHD_OPTION_NOTIFY_CONNECTION) with the time since which it has been waiting
+ * for a complete request, and whether it has one (busy). The accept policy
+ * callback enforces the connection limits, closing a waiting connection of
+ * the heaviest address to make room (on_accept); a reaper thread closes
+ * connections that wait longer than request_timeout_s. "Closing" is shutdown(2) on the socket,
+ * done under the table's lock while the connection is still in the table
+ * (libmicrohttpd closes the descriptor only after its CLOSED notification,
+ * which takes the same lock) and only after getpeername confirms the
+ * descriptor is still that peer's; the connection's own thread then sees
+ * end-of-file and libmicrohttpd cleans up as for any client that left.
+ *
+ * Lock order: server mutex, then a job's mutex; the connection table's mutex
+ * (cmu) is taken alone or before the metrics mutex; the metrics mutex is a
+ * leaf.
  *
  * Not here: request and response formats (api.c, render.c), metric rendering
  * (metrics.c), signals and the command line (src/cli/cmd_serve.c).
@@ -54,6 +68,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -61,6 +76,10 @@
 #define STREAM_BUF_MAX (64 * 1024) /* bytes of events buffered per streaming request */
 #define STREAM_STALL_S 30.0       /* a stream nobody reads for this long is canceled */
 #define STOP_FLUSH_S 5.0          /* at stop, how long answers may take to leave */
+#define REAP_SLICE_MS 100         /* how often the reaper looks for stalled connections */
+#define BODY_OVERHEAD 65536       /* bytes a request costs beyond 3 x its body */
+#define IDLE_TIMEOUT_S 60         /* libmicrohttpd's: silence on a busy connection */
+#define BODY_MIN_RATE 16384       /* bytes/s: each 16 KiB of body received earns 1 s more */
 
 typedef struct slot {
     mc_ctx *c;
@@ -92,6 +111,18 @@ struct job {
     job *next;              /* queue link (server mutex) */
 };
 
+/* One client connection (the socket context libmicrohttpd keeps for us). */
+typedef struct sconn {
+    int fd;
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    double t_wait;     /* since when it has been waiting for (the rest of) a request */
+    int64_t got;       /* body bytes of that request received so far (atomic) */
+    bool busy;         /* its request is complete and being served */
+    bool closing;      /* shut down by the server; libmicrohttpd's CLOSED follows */
+    struct sconn *prev, *next;
+} sconn;
+
 struct mc_server {
     mc_model *m;
     const mc_tok *tok;
@@ -116,6 +147,14 @@ struct mc_server {
     uint64_t n_ids;         /* atomic: response ids */
     uint64_t seed_mix;      /* unseeded sampling: varies per request */
     mc__srv_metrics metrics;
+    /* hostile clients: the connection table and the memory budget (cmu) */
+    pthread_mutex_t cmu;
+    pthread_cond_t ccv;     /* wakes the reaper at stop */
+    sconn *conns;
+    int n_conns;
+    size_t inflight;        /* bytes reserved by requests in flight */
+    pthread_t reaper;
+    bool reaper_started, reaper_stop;
 };
 
 /* Per-request state libmicrohttpd keeps for us (its "con_cls"). */
@@ -126,6 +165,9 @@ typedef struct conn {
     char *body;
     size_t len, cap;
     bool too_big;
+    bool over_budget; /* the memory budget had no room: body dropped, 429 at the end */
+    size_t reserved;  /* of the memory budget, released when the request completes */
+    sconn *sc;        /* its connection's entry, or NULL (untracked) */
     job *job;
     double t0;
     int status;   /* of the response queued, 0 before */
@@ -142,6 +184,10 @@ mc_server_params mc_server_params_default(void) {
     p.max_body = 1 << 20;
     p.max_json_depth = 32;
     p.max_queue = 64;
+    p.max_connections = 256;
+    p.max_connections_per_ip = 64;
+    p.request_timeout_s = 10;
+    p.max_inflight_bytes = (size_t)64 << 20;
     return p;
 }
 
@@ -491,6 +537,264 @@ static int enqueue(mc_server *s, job *j) {
     return rc;
 }
 
+/* ---- hostile clients: connection table, limits, reaper, memory budget ----------- */
+
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr *b) {
+    if (a->ss_family != b->sa_family)
+        return false;
+    if (b->sa_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    if (b->sa_family == AF_INET6)
+        return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                      &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+    return false;
+}
+
+/* Whether c's descriptor still belongs to c's peer (address and port): a
+ * number the kernel reused is never touched. cmu held, c in the table. */
+static bool conn_mine(const sconn *c) {
+    struct sockaddr_storage now;
+    socklen_t n = sizeof now;
+    return c->fd >= 0 && getpeername(c->fd, (struct sockaddr *)&now, &n) == 0 &&
+           n == c->peer_len && memcmp(&now, &c->peer, n) == 0;
+}
+
+/* Close a connection from outside its thread (cmu held, c in the table). */
+static void conn_close(sconn *c) {
+    c->closing = true;
+    if (conn_mine(c))
+        shutdown(c->fd, SHUT_RDWR);
+}
+
+/* Bytes the client has sent that the server has not read yet: when there are
+ * some, the server is the slow party (its threads starved of CPU), not the
+ * client, and the request timeout does not apply. */
+static int conn_unread(const sconn *c) {
+    int n = 0;
+    return conn_mine(c) && ioctl(c->fd, FIONREAD, &n) == 0 ? n : 0;
+}
+
+/* Connections per client address, counted once per accept decision: an open
+ * addressing table over the connection table (cmu held). */
+typedef struct addr_count {
+    const struct sockaddr_storage *addr; /* NULL: empty slot */
+    int n;
+} addr_count;
+
+static uint64_t addr_hash(const struct sockaddr_storage *a) {
+    const unsigned char *p = NULL;
+    size_t n = 0;
+    if (a->ss_family == AF_INET) {
+        p = (const unsigned char *)&((const struct sockaddr_in *)a)->sin_addr;
+        n = sizeof(struct in_addr);
+    } else if (a->ss_family == AF_INET6) {
+        p = (const unsigned char *)&((const struct sockaddr_in6 *)a)->sin6_addr;
+        n = sizeof(struct in6_addr);
+    }
+    uint64_t h = 0xcbf29ce484222325ull ^ a->ss_family;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static addr_count *addr_slot(addr_count *t, size_t cap, const struct sockaddr_storage *a) {
+    for (size_t i = addr_hash(a) & (cap - 1);; i = (i + 1) & (cap - 1))
+        if (!t[i].addr || same_addr(t[i].addr, (const struct sockaddr *)a))
+            return &t[i];
+}
+
+/* libmicrohttpd's accept policy: the connection limits. A new connection at
+ * a limit makes room by closing a connection that is still waiting for its
+ * request (never one being served): at its own address's limit, that
+ * address's longest-waiting one; at the global limit, the longest-waiting
+ * one of the address that holds the most connections — fair shares, so a
+ * flood from a few addresses closes its own connections and never those of
+ * a client with one or two. With nothing waiting to close, it is refused. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen) {
+    mc_server *s = cls;
+    (void)addrlen;
+    struct sockaddr_storage me;
+    memset(&me, 0, sizeof me);
+    memcpy(&me, addr, addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                  : sizeof(struct sockaddr_in));
+    pthread_mutex_lock(&s->cmu);
+    size_t cap = 16;
+    while (cap < 2 * (size_t)s->n_conns + 2)
+        cap *= 2;
+    addr_count *t = calloc(cap, sizeof *t);
+    int n_all = 0;
+    for (sconn *c = s->conns; t && c; c = c->next) {
+        if (c->closing)
+            continue;
+        addr_count *e = addr_slot(t, cap, &c->peer);
+        e->addr = &c->peer;
+        e->n++;
+        n_all++;
+    }
+    int n_ip = 0;
+    if (t) {
+        addr_count *e = addr_slot(t, cap, &me);
+        n_ip = e->addr ? e->n : 0;
+    }
+    bool at_ip = n_ip >= s->p.max_connections_per_ip, at_all = n_all >= s->p.max_connections;
+    sconn *victim = NULL;
+    int victim_n = 0;
+    for (sconn *c = s->conns; t && (at_ip || at_all) && c; c = c->next) {
+        if (c->closing || c->busy)
+            continue;
+        int n = addr_slot(t, cap, &c->peer)->n;
+        if (at_ip && !same_addr(&c->peer, addr))
+            continue;
+        if (!victim || n > victim_n || (n == victim_n && c->t_wait < victim->t_wait)) {
+            victim = c;
+            victim_n = n;
+        }
+    }
+    enum MHD_Result ok = MHD_YES;
+    if (!t) {
+        ok = at_all ? MHD_NO : MHD_YES; /* out of memory: no eviction, the hard limit holds */
+    } else if (victim) {
+        conn_close(victim);
+        mc__srv_metrics_conn(&s->metrics, MC__CONN_EVICTED);
+    } else if (at_ip || at_all) {
+        ok = MHD_NO; /* everyone at the limit is busy with a real request */
+        mc__srv_metrics_conn(&s->metrics, MC__CONN_REFUSED);
+    }
+    pthread_mutex_unlock(&s->cmu);
+    free(t);
+    return ok;
+}
+
+/* libmicrohttpd's connection notifications: the table. */
+static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+    mc_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        sconn *c = calloc(1, sizeof *c);
+        if (!c)
+            return; /* untracked: only libmicrohttpd's own timeout applies */
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c->fd = ci ? ci->connect_fd : -1;
+        ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        c->peer_len = sizeof c->peer;
+        if (c->fd < 0 ||
+            getpeername(c->fd, (struct sockaddr *)&c->peer, &c->peer_len) != 0) {
+            if (ci && ci->client_addr) { /* no socket to ask: the address MHD saw */
+                c->peer_len = ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                                     : sizeof(struct sockaddr_in);
+                memcpy(&c->peer, ci->client_addr, c->peer_len);
+            }
+            c->fd = -1; /* never shut down by us */
+        }
+        c->t_wait = mc_time_s();
+        pthread_mutex_lock(&s->cmu);
+        c->next = s->conns;
+        if (s->conns)
+            s->conns->prev = c;
+        s->conns = c;
+        s->n_conns++;
+        pthread_mutex_unlock(&s->cmu);
+        *socket_context = c;
+        return;
+    }
+    sconn *c = *socket_context;
+    if (!c)
+        return;
+    pthread_mutex_lock(&s->cmu);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->n_conns--;
+    pthread_mutex_unlock(&s->cmu);
+    free(c);
+    *socket_context = NULL;
+}
+
+static sconn *conn_of(struct MHD_Connection *mc) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? (sconn *)ci->socket_context : NULL;
+}
+
+/* The request is complete (busy) or answered (waiting for the next one). */
+static void conn_set_busy(mc_server *s, sconn *c, bool busy) {
+    if (!c)
+        return;
+    pthread_mutex_lock(&s->cmu);
+    c->busy = busy;
+    c->t_wait = mc_time_s();
+    __atomic_store_n(&c->got, 0, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&s->cmu);
+}
+
+/* Closes connections that have waited longer than request_timeout_s for a
+ * complete request, however slowly they send it; a body earns one second more
+ * per BODY_MIN_RATE bytes received (Apache's mod_reqtimeout MinRate), so a
+ * large upload over a slow link is not cut off while a trickle is. */
+static void *reaper_main(void *arg) {
+    mc_server *s = arg;
+    pthread_mutex_lock(&s->cmu);
+    while (!s->reaper_stop) {
+        struct timespec ts;
+        deadline_in(&ts, REAP_SLICE_MS * 1e-3);
+        pthread_cond_timedwait(&s->ccv, &s->cmu, &ts);
+        double now = mc_time_s();
+        for (sconn *c = s->conns; c; c = c->next) {
+            double allowed = s->p.request_timeout_s +
+                             (double)__atomic_load_n(&c->got, __ATOMIC_RELAXED) / BODY_MIN_RATE;
+            if (c->busy || c->closing || now - c->t_wait <= allowed || conn_unread(c) > 0)
+                continue;
+            conn_close(c);
+            mc__srv_metrics_conn(&s->metrics, MC__CONN_TIMED_OUT);
+        }
+    }
+    pthread_mutex_unlock(&s->cmu);
+    return NULL;
+}
+
+/* What a request of `body` bytes may hold at its peak: the body, the parsed
+ * JSON (jansson's strings and nodes, about as much again), a margin. */
+static size_t body_cost(size_t body) { return 3 * body + BODY_OVERHEAD; }
+
+/* Reserve n more bytes of the budget; false when they do not fit. */
+static bool budget_take(mc_server *s, size_t n) {
+    pthread_mutex_lock(&s->cmu);
+    bool ok = s->inflight + n <= s->p.max_inflight_bytes;
+    if (ok)
+        s->inflight += n;
+    pthread_mutex_unlock(&s->cmu);
+    return ok;
+}
+
+static void budget_give(mc_server *s, size_t n) {
+    if (n == 0)
+        return;
+    pthread_mutex_lock(&s->cmu);
+    s->inflight -= MC_MIN(n, s->inflight);
+    pthread_mutex_unlock(&s->cmu);
+}
+
+/* Grow the request's reservation to cover a body of `len` bytes; on failure
+ * the request is over budget from then on (its body is dropped). */
+static void budget_cover(mc_server *s, conn *cn, size_t len) {
+    size_t need = body_cost(len);
+    if (cn->over_budget || need <= cn->reserved)
+        return;
+    if (budget_take(s, need - cn->reserved)) {
+        cn->reserved = need;
+        return;
+    }
+    cn->over_budget = true;
+    free(cn->body);
+    cn->body = NULL;
+    cn->cap = 0;
+}
+
 /* ---- HTTP ------------------------------------------------------------------------ */
 
 static enum MHD_Result reply(mc_server *s, struct MHD_Connection *mc, conn *cn, int status,
@@ -514,6 +818,8 @@ static enum MHD_Result reply(mc_server *s, struct MHD_Connection *mc, conn *cn, 
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     if (status == 401)
         MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (status == 429 || status == 503) /* over a budget or a queue: soon, not never */
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     if (status == 405)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW,
                                 cn->ep <= MC__EP_VERIFY ? "POST" : "GET");
@@ -572,11 +878,18 @@ static bool authorized(const mc_server *s, struct MHD_Connection *mc) {
 
 static enum MHD_Result handle_get(mc_server *s, struct MHD_Connection *mc, conn *cn) {
     if (cn->ep == MC__EP_METRICS) {
+        mc__srv_gauges g = {0};
         pthread_mutex_lock(&s->mu);
-        int queued = s->n_queued, running = s->running != NULL;
+        g.n_queued = s->n_queued;
+        g.n_running = s->running != NULL;
         pthread_mutex_unlock(&s->mu);
+        g.n_slots = s->n_slots;
+        pthread_mutex_lock(&s->cmu);
+        g.n_connections = s->n_conns;
+        g.inflight_bytes = s->inflight;
+        pthread_mutex_unlock(&s->cmu);
         size_t len = 0;
-        char *body = mc__srv_metrics_render(&s->metrics, queued, running, s->n_slots, &len);
+        char *body = mc__srv_metrics_render(&s->metrics, &g, &len);
         return reply(s, mc, cn, 200, body, len, "text/plain; version=0.0.4; charset=utf-8");
     }
     json_t *o = json_object();
@@ -740,10 +1053,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         if (!cn)
             return MHD_NO;
         cn->t0 = mc_time_s();
+        cn->sc = conn_of(mc);
         *con_cls = cn;
         __atomic_add_fetch(&s->n_active, 1, __ATOMIC_SEQ_CST);
         classify(url, method, cn);
-        if (!authorized(s, mc))
+        /* /health reveals nothing: load balancers may ask without a key */
+        if (cn->ep != MC__EP_HEALTH && !authorized(s, mc))
             return reply_error(s, mc, cn, 401, "missing or wrong API key (Authorization: Bearer KEY)",
                                NULL);
         if (cn->ep == MC__EP_OTHER)
@@ -764,12 +1079,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
                 snprintf(msg, sizeof msg, "the request body is larger than %zu bytes", s->p.max_body);
                 return reply_error(s, mc, cn, 413, msg, NULL);
             }
+            if (end && *end == '\0') {
+                /* the whole body's cost up front; one allocation for the body */
+                budget_cover(s, cn, (size_t)n);
+                if (!cn->over_budget && n > 0) {
+                    cn->body = malloc((size_t)n + 1);
+                    cn->cap = cn->body ? (size_t)n + 1 : 0;
+                }
+            }
+        } else if (cn->post) {
+            budget_cover(s, cn, 0); /* chunked: reserved as it grows */
         }
         return MHD_YES;
     }
     if (*upload_size > 0) {
         size_t n = *upload_size;
         *upload_size = 0;
+        if (cn->sc) /* progress: the request timeout grows with the body (reaper_main) */
+            __atomic_add_fetch(&cn->sc->got, (int64_t)n, __ATOMIC_RELAXED);
         if (cn->status != 0 || !cn->post)
             return MHD_YES; /* answered already, or a GET with a body: ignored */
         if (cn->too_big || cn->len + n > s->p.max_body) {
@@ -781,6 +1108,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
             }
             cn->len += n;
             return cn->len > 16 * s->p.max_body + (1u << 20) ? MHD_NO : MHD_YES;
+        }
+        budget_cover(s, cn, cn->len + n);
+        if (cn->over_budget) { /* read and dropped, then 429: the client sees why */
+            cn->len += n;
+            return MHD_YES;
         }
         if (cn->len + n + 1 > cn->cap) {
             size_t nc = cn->cap ? cn->cap : 4096;
@@ -799,6 +1131,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     }
     if (cn->status != 0)
         return MHD_YES;
+    conn_set_busy(s, cn->sc, true); /* the request is complete: no longer a reaper's target */
     if (!cn->post)
         return handle_get(s, mc, cn);
     if (cn->too_big) {
@@ -806,6 +1139,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         snprintf(msg, sizeof msg, "the request body is larger than %zu bytes", s->p.max_body);
         return reply_error(s, mc, cn, 413, msg, NULL);
     }
+    if (cn->over_budget)
+        return reply_error(s, mc, cn, 429,
+                           "the server's memory budget for requests in flight is full; retry "
+                           "later",
+                           NULL);
     return handle_post(s, mc, cn);
 }
 
@@ -831,6 +1169,8 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     if (s->p.verbose)
         fprintf(stderr, "mccom serve: %s %s %d %.1f ms\n", cn->method, mc__srv_endpoint_path(cn->ep),
                 status, (mc_time_s() - cn->t0) * 1e3);
+    budget_give(s, cn->reserved);
+    conn_set_busy(s, cn->sc, false); /* waiting for its next request from now on */
     free(cn->body);
     free(cn);
     *con_cls = NULL;
@@ -867,7 +1207,25 @@ static void server_free(mc_server *s) {
     mc__srv_metrics_fini(&s->metrics);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    while (s->conns) { /* none after MHD_stop_daemon; kept tidy on failed starts */
+        sconn *c = s->conns;
+        s->conns = c->next;
+        free(c);
+    }
+    pthread_mutex_destroy(&s->cmu);
+    pthread_cond_destroy(&s->ccv);
     free(s);
+}
+
+static void reaper_stop(mc_server *s) {
+    if (!s->reaper_started)
+        return;
+    pthread_mutex_lock(&s->cmu);
+    s->reaper_stop = true;
+    pthread_cond_broadcast(&s->ccv);
+    pthread_mutex_unlock(&s->cmu);
+    pthread_join(s->reaper, NULL);
+    s->reaper_started = false;
 }
 
 int mc_server_start(mc_model *m, const mc_tok *tok, const mc_server_params *p, mc_server **out,
@@ -884,6 +1242,13 @@ int mc_server_start(mc_model *m, const mc_tok *tok, const mc_server_params *p, m
                           "bad server parameters (slots %d of 1..64, max_body %zu, depth %d, "
                           "queue %d, port %d)",
                           p->n_slots, p->max_body, p->max_json_depth, p->max_queue, p->port);
+    if (p->max_connections < 1 || p->max_connections_per_ip < 1 || p->request_timeout_s < 1 ||
+        p->max_body > SIZE_MAX / 4 || p->max_inflight_bytes < body_cost(p->max_body))
+        return mc_err_set(err, MC_EINVAL, -1,
+                          "bad server limits (connections %d and per address %d >= 1, request "
+                          "timeout %d s >= 1, memory budget %zu >= 3 x max_body + 64 KiB = %zu)",
+                          p->max_connections, p->max_connections_per_ip, p->request_timeout_s,
+                          p->max_inflight_bytes, body_cost(MC_MIN(p->max_body, SIZE_MAX / 4)));
     const int n_vocab = mc_model_hparams(m)->n_vocab;
     if (mc_tok_n_vocab(tok) > n_vocab)
         return mc_err_set(err, MC_EINVAL, -1, "the tokenizer has %d tokens, the model %d",
@@ -912,6 +1277,8 @@ int mc_server_start(mc_model *m, const mc_tok *tok, const mc_server_params *p, m
     }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_mutex_init(&s->cmu, NULL);
+    cond_init_monotonic(&s->ccv);
     mc__srv_metrics_init(&s->metrics);
     s->m = m;
     s->tok = tok;
@@ -955,23 +1322,33 @@ int mc_server_start(mc_model *m, const mc_tok *tok, const mc_server_params *p, m
     s->env.n_vocab = n_vocab;
     s->env.n_ctx = mc_ctx_n_ctx(s->slots[0].c);
     s->env.max_json_depth = p->max_json_depth;
+    s->env.max_piece = mc_tok_max_piece(tok);
 
     if (pthread_create(&s->engine, NULL, engine_main, s) != 0) {
         rc = mc_err_set(err, MC_ENOMEM, -1, "cannot start the engine thread");
         goto fail;
     }
     s->engine_started = true;
+    if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
+        rc = mc_err_set(err, MC_ENOMEM, -1, "cannot start the connection reaper thread");
+        goto fail;
+    }
+    s->reaper_started = true;
 
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (p->verbose)
         flags |= MHD_USE_ERROR_LOG;
-    s->d = MHD_start_daemon(flags, (uint16_t)p->port, NULL, NULL, on_request, s,
+    /* libmicrohttpd's connection limit is a backstop above ours (on_accept):
+     * connections being closed still count until their threads are gone */
+    s->d = MHD_start_daemon(flags, (uint16_t)p->port, on_accept, s, on_request, s,
                             MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)(p->max_queue + 64),
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)(2 * p->max_connections + 16),
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024,
                             MHD_OPTION_END);
     if (!s->d) {
         rc = mc_err_set(err, MC_EIO, -1, "cannot listen on %s port %d (in use, or not allowed)",
@@ -986,6 +1363,7 @@ int mc_server_start(mc_model *m, const mc_tok *tok, const mc_server_params *p, m
 
 fail:
     freeaddrinfo(ai);
+    reaper_stop(s);
     if (s->engine_started) {
         pthread_mutex_lock(&s->mu);
         s->stopping = true;
@@ -1021,6 +1399,7 @@ void mc_server_stop(mc_server *s) {
         struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+    reaper_stop(s);
     if (s->d)
         MHD_stop_daemon(s->d);
     server_free(s);

@@ -35,6 +35,9 @@ typedef struct mc__srv_env {
     int n_vocab;        /* the model's */
     int n_ctx;          /* tokens one slot holds */
     int max_json_depth; /* nesting of arrays and objects; deeper is refused before parsing */
+    size_t max_piece;   /* mc_tok_max_piece(tok): a text of n bytes has at least n / max_piece
+                           tokens, so a longer one is refused before it is tokenized (0: no
+                           such check) */
 } mc__srv_env;
 
 /* A validated request: everything the engine needs, nothing it has to check.
@@ -66,6 +69,10 @@ typedef struct mc__srv_req {
 /* Parse and validate a request body of endpoint `kind`: JSON nesting depth
  * (checked by a scan before jansson sees the bytes), syntax, UTF-8, every
  * field's presence, type and range, then tokenization and the context limits.
+ * Untrusted text is measured before it is tokenized: more bytes than the
+ * context's tokens can cover (env->max_piece) is refused at once, and
+ * tokenizing stops as soon as the context is exceeded (MC_TOK_STOP_FULL), so
+ * a huge prompt costs neither tokenizer time nor memory.
  * On success fills `out` (caller calls mc__srv_req_fini) and returns 0. On
  * failure returns a negative code with out zeroed, err->msg a sentence that
  * names the field ("max_tokens: expected an integer, got string"), err->offset
@@ -133,7 +140,7 @@ enum mc__srv_endpoint {
 /* Path of an endpoint ("/v1/completions"; "other"). */
 const char *mc__srv_endpoint_path(int ep);
 
-#define MC__SRV_N_CODES 10  /* 200 400 401 404 405 413 499 500 503, and any other */
+#define MC__SRV_N_CODES 11  /* 200 400 401 404 405 413 429 499 500 503, and any other */
 #define MC__SRV_N_BUCKETS 14
 
 typedef struct mc__srv_hist {
@@ -152,7 +159,13 @@ typedef struct mc__srv_metrics {
     mc__srv_hist latency[3];  /* per generating endpoint: receipt to response ready */
     mc__srv_hist queue_wait;  /* enqueue to engine start */
     mc__srv_hist first_token; /* streaming: enqueue to the first token */
+    /* connections closed by the server's defences (server.c, "Hostile clients") */
+    uint64_t conn_timed_out;  /* no complete request within request_timeout_s */
+    uint64_t conn_evicted;    /* the oldest idle one, closed to admit a new one at a limit */
+    uint64_t conn_refused;    /* at a limit with nothing idle to close */
 } mc__srv_metrics;
+
+enum mc__srv_conn_event { MC__CONN_TIMED_OUT, MC__CONN_EVICTED, MC__CONN_REFUSED };
 
 void mc__srv_metrics_init(mc__srv_metrics *m);
 void mc__srv_metrics_fini(mc__srv_metrics *m);
@@ -164,8 +177,14 @@ void mc__srv_metrics_job(mc__srv_metrics *m, int ep, int n_prompt, const mc_gen_
                          double queue_s, double busy_s, bool canceled);
 void mc__srv_metrics_latency(mc__srv_metrics *m, int ep, double seconds);
 void mc__srv_metrics_first_token(mc__srv_metrics *m, double seconds);
+void mc__srv_metrics_conn(mc__srv_metrics *m, int event); /* enum mc__srv_conn_event */
+/* Gauges read at render time. */
+typedef struct mc__srv_gauges {
+    int n_queued, n_running, n_slots;
+    int n_connections;      /* open client connections */
+    size_t inflight_bytes;  /* of the in-flight memory budget, reserved */
+} mc__srv_gauges;
 /* Prometheus text exposition format (version 0.0.4), malloc'd. */
-char *mc__srv_metrics_render(mc__srv_metrics *m, int n_queued, int n_running, int n_slots,
-                             size_t *len);
+char *mc__srv_metrics_render(mc__srv_metrics *m, const mc__srv_gauges *g, size_t *len);
 
 #endif

@@ -157,6 +157,7 @@ static int sym_reserve(tls *c, size_t n) {
 typedef struct outw {
     int32_t *out;
     int64_t cap, n;
+    bool stop; /* MC_TOK_STOP_FULL: give up once n > cap */
 } outw;
 
 static inline void put(outw *o, int32_t id) {
@@ -356,7 +357,11 @@ static int bpe_word(const mc_tok *t, tls *c, const uint8_t *w, size_t n, outw *o
                 }
         }
         memcpy(c->kpool + c->kp_len, w, n);
-        memcpy(c->ipool + c->ip_len, o->out + first, k * sizeof(int32_t));
+        /* k == 0: a word none of whose bytes has a token (a vocabulary without
+         * byte tokens); o->out may then be NULL (a count-only call), and
+         * memcpy must not see a null pointer even for 0 bytes */
+        if (k > 0)
+            memcpy(c->ipool + c->ip_len, o->out + first, k * sizeof(int32_t));
         *slot = (wc_slot){h, (uint32_t)c->kp_len, (uint32_t)n, (uint32_t)c->ip_len, k};
         c->kp_len += n;
         c->ip_len += k;
@@ -372,6 +377,8 @@ static int bpe_text(const mc_tok *t, tls *c, const char *text, size_t len, outw 
     const mc__pretok_buf *b = &c->pb;
     uint32_t start = 0;
     for (size_t i = 0; i < b->n_ends; i++) {
+        if (o->stop && o->n > o->cap)
+            return 0; /* past the caller's limit: the rest need not be tokenized */
         uint32_t s = b->off[start], e = b->off[b->ends[i]];
         rc = bpe_word(t, c, (const uint8_t *)text + s, e - s, o);
         if (rc)
@@ -617,6 +624,8 @@ static int encode_impl(const mc_tok *t, const char *text, size_t len, int flags,
         put(o, t->special[MC_TOK_BOS]);
     bool prev_special = true;
     for (size_t i = 0; i < n_fr; i++) {
+        if (o->stop && o->n > o->cap)
+            return 0;
         frag f = c->fr[i];
         if (f.tok >= 0) {
             put(o, f.tok);
@@ -638,13 +647,27 @@ static int encode_impl(const mc_tok *t, const char *text, size_t len, int flags,
 
 int mc_tok_encode(const mc_tok *t, const char *text, size_t len, int flags, int32_t *out,
                   int64_t cap, int64_t *n_out) {
-    outw o = {out, cap < 0 ? 0 : cap, 0};
+    outw o = {out, cap < 0 ? 0 : cap, 0, (flags & MC_TOK_STOP_FULL) != 0};
     int rc = encode_impl(t, text, len, flags, &o);
     if (n_out)
         *n_out = o.n;
     if (rc)
         return rc;
     return o.n > o.cap ? MC_EFULL : 0;
+}
+
+size_t mc_tok_max_piece(const mc_tok *t) {
+    size_t m = 1;
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        size_t n;
+        const char *p = (t->attr[id] & (MC_TOK_ATTR_CONTROL | MC_TOK_ATTR_UNKNOWN))
+                            ? tok_text(t, id, &n)
+                            : mc__tok_piece(t, id, &n);
+        (void)p;
+        if (n > m)
+            m = n;
+    }
+    return m;
 }
 
 /* ---- decoding --------------------------------------------------------------------- */
@@ -798,7 +821,7 @@ int mc_tok_heal(const mc_tok *t, const char *text, size_t len, int flags, size_t
         if (len - start <= max_removed)
             keep = start;
     }
-    outw o = {out, cap < 0 ? 0 : cap, 0};
+    outw o = {out, cap < 0 ? 0 : cap, 0, false};
     rc = encode_impl(t, text, keep, flags, &o);
     res->n_ids = o.n;
     res->keep_len = keep;

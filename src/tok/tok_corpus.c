@@ -7,6 +7,8 @@
  * WINDOW files ahead of the writer, which bounds memory. */
 #include "tok_internal.h"
 
+#include "mccom/file.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,23 +128,16 @@ int mc_tok_corpus_write(const mc_tok *tok, const char *const *paths, int n_paths
     int rc = mc__tok_collect_files(paths, n_paths, &files, &n_files);
     if (rc)
         return mc_err_set(err, rc, -1, "listing input files failed");
-    size_t tl = strlen(out_path) + 5;
-    char *tmp = malloc(tl);
+    const char *tmp = out_path; /* named in messages */
+    mc_file_tmp ft = {0};
     FILE *f = NULL;
     job j;
     memset(&j, 0, sizeof j);
     pthread_t *th = NULL;
     int nt = n_threads < 1 ? 1 : n_threads;
-    if (!tmp) {
-        rc = mc_err_set(err, MC_ENOMEM, -1, "out of memory");
+    if ((rc = mc_file_tmp_open(&ft, out_path, 0644, err)))
         goto out;
-    }
-    snprintf(tmp, tl, "%s.tmp", out_path);
-    f = fopen(tmp, "wb");
-    if (!f) {
-        rc = mc_err_set(err, MC_EIO, -1, "cannot write %s: %s", tmp, strerror(errno));
-        goto out;
-    }
+    f = ft.f;
     if (write_header(f, bpt, 0, (uint32_t)sep, nv)) {
         rc = mc_err_set(err, MC_EIO, -1, "write error on %s", tmp);
         goto out;
@@ -216,15 +211,10 @@ int mc_tok_corpus_write(const mc_tok *tok, const char *const *paths, int n_paths
     if (!rc && write_header(f, bpt, (uint64_t)st.n_tokens, (uint32_t)sep, nv))
         rc = mc_err_set(err, MC_EIO, -1, "write error on %s", tmp);
 out:
-    if (f && fclose(f) != 0 && !rc)
-        rc = mc_err_set(err, MC_EIO, -1, "write error on %s", tmp);
-    if (tmp) {
-        if (!rc && rename(tmp, out_path) != 0)
-            rc = mc_err_set(err, MC_EIO, -1, "cannot rename %s: %s", tmp, strerror(errno));
-        if (rc)
-            remove(tmp);
-    }
-    free(tmp);
+    if (f && !rc)
+        rc = mc_file_tmp_commit(&ft, err);
+    else
+        mc_file_tmp_abort(&ft);
     free(th);
     free(j.slots);
     for (size_t i = 0; i < n_files; i++)

@@ -13,6 +13,8 @@
  * Not here: encoding (tok.c) — a written vocabulary is loaded like any other. */
 #include "tok_internal.h"
 
+#include "mccom/file.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1012,17 +1014,11 @@ static const char hf_pattern[] =
 int mc_tok_trainer_write_hf(const mc_tok_trainer *t, const char *path, mc_err *err) {
     if (!t->trained)
         return mc_err_set(err, MC_EINVAL, -1, "trainer has not run");
-    size_t pl = strlen(path) + 5;
-    char *tmp = malloc(pl);
-    if (!tmp)
-        return mc_err_set(err, MC_ENOMEM, -1, "out of memory");
-    snprintf(tmp, pl, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        int rc = mc_err_set(err, MC_EIO, -1, "cannot write %s: %s", tmp, strerror(errno));
-        free(tmp);
-        return rc;
-    }
+    mc_file_tmp ft;
+    int frc = mc_file_tmp_open(&ft, path, 0644, err);
+    if (frc)
+        return frc;
+    FILE *f = ft.f;
     fprintf(f, "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n"
                "  \"added_tokens\": [");
     for (int32_t i = 0; i < N_SPECIAL; i++) {
@@ -1087,19 +1083,11 @@ int mc_tok_trainer_write_hf(const mc_tok_trainer *t, const char *path, mc_err *e
         free(ab);
     }
     fprintf(f, "\n    ]\n  }\n}\n");
-    if (fclose(f) != 0 && !rc)
-        rc = MC_EIO;
     if (rc) {
-        remove(tmp);
-        free(tmp);
+        mc_file_tmp_abort(&ft);
         return mc_err_set(err, rc, -1, "writing %s failed", path);
     }
-    if (rename(tmp, path) != 0) {
-        rc = mc_err_set(err, MC_EIO, -1, "cannot rename %s: %s", tmp, strerror(errno));
-        remove(tmp);
-    }
-    free(tmp);
-    return rc;
+    return mc_file_tmp_commit(&ft, err);
 }
 
 int64_t mc_tok_trainer_n_words(const mc_tok_trainer *t) { return (int64_t)t->words.used; }
