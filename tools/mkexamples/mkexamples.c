@@ -301,7 +301,7 @@ static int do_package(const opts *op, const mc_tok *tok, const char *root, outbu
                 last = n_lines - 1;
             size_t anchor_end = a + 1 < n_lines ? ls[a + 1] : len;
             size_t tgt_end = last + 1 < n_lines ? ls[last + 1] : len;
-            mc_cascade_doc d = {files.v[fi], text, len, cur, a, 1};
+            mc_cascade_doc d = {files.v[fi], text, len, cur, a, 1, 0};
             char *block = NULL;
             size_t block_len = 0, above = cur;
             mc_err e2;
