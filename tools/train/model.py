@@ -36,6 +36,9 @@ PRESETS = {
     # Models v2 (docs/training.md): the CPU-trained small model, context 512 for the bulk of
     # training (1024 in the final phase), one KV head; the large one grows from it by depth
     "v2-small": dict(n_embd=256, n_layer=6, n_head=4, n_head_kv=1, n_ff=704, n_ctx=512, tied=True),
+    # ... and the large one: v2-small's layers stacked twice (train.py --init-from SMALL_CKPT
+    # --grow-layers 12), then trained on (12.6M parameters, 8.5M without embeddings)
+    "v2-large": dict(n_embd=256, n_layer=12, n_head=4, n_head_kv=1, n_ff=704, n_ctx=512, tied=True),
     # the release pair, trained on one H100 (~40M and ~180M parameters)
     "gpu-slm": dict(n_embd=512, n_layer=10, n_head=8, n_head_kv=4, n_ff=1408, n_ctx=2048, tied=True),
     "gpu-llm": dict(n_embd=1024, n_layer=14, n_head=16, n_head_kv=8, n_ff=2816, n_ctx=2048, tied=True),
