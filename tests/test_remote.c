@@ -919,13 +919,16 @@ MC_TEST(remote_retries_then_success) {
     CHECK_EQ_INT(st.failures, 0);
     CHECK_EQ_INT(fake_requests(&s.f), 4);
 
-    /* retries run out: the error stands, the result is zeroed */
+    /* retries run out: the error stands, the generation is empty, and the
+     * call's cost stays on the record (its four requests) */
     for (int i = 0; i < 4; i++)
         fake_push(&s.f, (act){ACT_500, 0, NULL});
     rc = mc_remote_generate(r, &rq, &got, &err);
     CHECK_EQ_INT(rc, MC_ENET);
     CHECK(strstr(err.msg, "500") != NULL);
-    CHECK(got.gen.text == NULL && got.gen.n == 0 && got.attempts == 0);
+    CHECK(got.gen.text == NULL && got.gen.n == 0);
+    CHECK_EQ_INT(got.attempts, 4);
+    CHECK(got.bytes_sent > 0);
     mc_remote_get_stats(r, &st);
     CHECK_EQ_INT(st.failures, 1);
     CHECK_EQ_INT(fake_requests(&s.f), 8);
