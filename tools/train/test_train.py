@@ -389,6 +389,30 @@ class Wsd(Base):
 
 
 class Model(unittest.TestCase):
+    def test_induction_shares_match_the_model(self):
+        # the attention the probe reads is the model's own (recomputed output equals the layer's),
+        # and a model whose layer-1 head is forced to look one token back shows it
+        import induction
+        cfg = Config.preset("tiny-test", 300)
+        torch.manual_seed(0)
+        m = Llama(cfg).eval()
+        x = torch.randint(10, 300, (2, 16))
+        x = torch.cat([x, x], 1)
+        shares, logits = induction.attention_shares(m, x, 16, check=True)
+        self.assertEqual(len(shares), cfg.n_layer)
+        self.assertEqual(tuple(logits.shape), (2, 32, 300))
+        for ind, prev in shares:
+            self.assertEqual(tuple(ind.shape), (cfg.n_head,))
+            self.assertTrue(bool(((ind >= 0) & (ind + prev <= 1 + 1e-5)).all()))
+        # a layer whose queries are zero attends uniformly: t + 1 keys at position t, so both
+        # shares are the mean of 1 / (t + 1) over the second copy's positions
+        with torch.no_grad():
+            m.model.layers[0].self_attn.q_proj.weight.zero_()
+        shares2, _ = induction.attention_shares(m, x, 16, check=True)
+        want = sum(1.0 / (t + 1) for t in range(17, 32)) / 15
+        for v in list(shares2[0][0]) + list(shares2[0][1]):
+            self.assertAlmostEqual(float(v), want, places=5)
+
     def test_presets_build_and_pair_ratio(self):
         for name, p in PRESETS.items():
             c = Config.preset(name, 16384)
