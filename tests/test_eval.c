@@ -343,6 +343,7 @@ static void user_open(user_world *w, double tau) {
     s.slm_ctx.n_threads = 1;
     s.llm_ctx = s.slm_ctx;
     s.params = mc_cascade_params_default();
+    s.params.llm_budget_ms = 0; /* as mccom eval: answers must not depend on the load */
     s.params.tau = (float)tau;
     s.clock.now_ms = fake_now;
     s.clock.ud = &w->clock;
@@ -475,6 +476,7 @@ MC_TEST(eval_simulated_user_without_llm) {
     s.tok = tok;
     s.slm_ctx = mc_ctx_params_default();
     s.params = mc_cascade_params_default();
+    s.params.llm_budget_ms = 0; /* as mccom eval: answers must not depend on the load */
     MC_REQUIRE(mc_eval_runner_new(&s, &r, &err) == 0);
     mc_eval_task t = story_task("nothing like it");
     mc_eval_rec a, b;

@@ -307,6 +307,7 @@ static void local_open(local *L, const char *llm, const char *root, float tau, i
     mc_cascade_params p = mc_cascade_params_default();
     p.tau = tau;
     p.retrieval = root != NULL;
+    p.llm_budget_ms = 0; /* results, not the machine's load: no wall-clock budget (opts too) */
     if (max_line > 0)
         p.max_line_tokens = max_line;
     MC_REQUIRE(mc_cascade_new(&p, L->slm, L->tok, L->llm, L->ix, &cp, &L->c, &err) == 0);
@@ -818,8 +819,10 @@ static size_t offset_of(const char *text, int line, int col) {
 }
 
 static json_t *opts(float tau, bool retrieval, const char *llm) {
-    json_t *o = json_pack("{s:s, s:f, s:b}", "slmModel", slm_path(), "tau", (double)tau,
-                          "retrieval", retrieval);
+    /* no wall-clock LLM budget: the answers are compared with local_open's (budget 0 too),
+     * and a loaded machine or a sanitizer build must not change them */
+    json_t *o = json_pack("{s:s, s:f, s:b, s:i}", "slmModel", slm_path(), "tau", (double)tau,
+                          "retrieval", retrieval, "llmBudgetMs", 0);
     if (llm)
         json_object_set_new(o, "llmModel", json_string(llm));
     return o;
@@ -1262,11 +1265,12 @@ MC_TEST(lsp_configuration) {
     json_t *o = opts(0.0f, false, NULL);
     json_object_set_new(o, "maxLineTokens", json_string("many"));
     json_object_set_new(o, "noSuchKey", json_true());
+    json_object_set_new(o, "llmBudgetMs", json_integer(-5));
     initialize(&s, NULL, o, false, false);
     json_t *m = wait_note(&s, "window/showMessage", 10000);
     MC_REQUIRE(m);
     const char *msg = mc__json_str(json_object_get(m, "params"), "message");
-    CHECK(msg && strstr(msg, "maxLineTokens") && strstr(msg, "noSuchKey"));
+    CHECK(msg && strstr(msg, "maxLineTokens") && strstr(msg, "noSuchKey") && strstr(msg, "llmBudgetMs"));
     json_decref(m);
     const char *uri = "file:///tmp/mccom-test/decoder.py";
     open_doc(&s, uri, dec);

@@ -1568,15 +1568,19 @@ MC_TEST_T(server_slowloris_cannot_lock_out, 120) {
         resp r = {0};
         http_ex(s.port, NULL, "/health", NULL, 0, NULL, (long)(5000 * k), &r);
         n_health++;
-        if (r.status != 200 || r.seconds > 5.0 * k)
+        if (r.status != 200 || r.seconds > 5.0 * k) {
             bad++;
+            printf("late or failed: /health status %ld after %.3f s\n", (long)r.status, r.seconds);
+        }
         worst_h = MC_MAX(worst_h, r.seconds);
         resp_free(&r);
         const char *b = "{\"prompt\": \"Once upon a time\", \"max_tokens\": 4, \"temperature\": 0}";
         http_ex(s.port, NULL, "/v1/completions", b, strlen(b), NULL, (long)(10000 * k), &r);
         n_compl++;
-        if (r.status != 200 || r.seconds > 10.0 * k)
+        if (r.status != 200 || r.seconds > 10.0 * k) {
             bad++;
+            printf("late or failed: completion status %ld after %.3f s\n", (long)r.status, r.seconds);
+        }
         worst_c = MC_MAX(worst_c, r.seconds);
         resp_free(&r);
         usleep(200 * 1000);

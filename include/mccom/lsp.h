@@ -114,6 +114,9 @@ typedef struct mc_lsp_params {
     float tau_copy;             /* show a copy line at once, no model, from this calibrated
                                    precision (the cascade's default 0.5) */
     int debounce_ms;            /* wait before running a model for a request (0) */
+    int llm_budget_ms;          /* the large model's time per request, every call of an
+                                   escalation included (the cascade's default 10000; 0: none
+                                   beyond the tier's per-call timeout) */
     int max_line_tokens;        /* 0: the cascade's default */
     int n_threads;              /* model threads, 0: all cores */
     int n_ctx;                  /* context of each model, 0: min(training, 4096) */

@@ -852,6 +852,9 @@ int mc_cmd_eval(int argc, char **argv) {
     es.slm_ctx.n_threads = o.threads;
     es.llm_ctx = es.slm_ctx;
     es.params = mc_cascade_params_default();
+    /* The evaluation scores what the models answer; a wall-clock budget would make the
+     * answers depend on the machine's load (times are measured and reported instead). */
+    es.params.llm_budget_ms = 0;
     es.params.tau = (float)tau;
     /* the in-process LLM has the small model's context: its budget follows the
      * small model's, which keeps room for multi-line output */

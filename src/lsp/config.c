@@ -24,6 +24,7 @@ void mc__lsp_config_from_params(mc__lsp_config *c, const mc_lsp_params *p) {
     c->copy = p->copy;
     c->tau_copy = p->tau_copy;
     c->debounce_ms = p->debounce_ms;
+    c->llm_budget_ms = p->llm_budget_ms;
     c->max_line_tokens = p->max_line_tokens;
     c->n_threads = p->n_threads;
     c->n_ctx = p->n_ctx;
@@ -173,6 +174,8 @@ int mc__lsp_config_apply(mc__lsp_config *c, const json_t *o, char *msg, size_t c
                 c->completion = json_is_true(v);
         } else if (!strcmp(key, "debounceMs"))
             set_int(&c->debounce_ms, v, key, 0, 10000, msg, cap, &n);
+        else if (!strcmp(key, "llmBudgetMs"))
+            set_int(&c->llm_budget_ms, v, key, 0, 600000, msg, cap, &n);
         else if (!strcmp(key, "maxLineTokens"))
             set_int(&c->max_line_tokens, v, key, 0, 1024, msg, cap, &n);
         else if (!strcmp(key, "threads"))

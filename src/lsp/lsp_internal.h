@@ -93,6 +93,7 @@ typedef struct mc__lsp_config {
     bool copy;
     float tau_copy;
     int debounce_ms;
+    int llm_budget_ms;
     int max_line_tokens;
     int n_threads;
     int n_ctx;

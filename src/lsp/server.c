@@ -26,6 +26,7 @@ mc_lsp_params mc_lsp_params_default(void) {
     p.retrieval = true;
     p.copy = true;
     p.tau_copy = mc_cascade_params_default().tau_copy;
+    p.llm_budget_ms = mc_cascade_params_default().llm_budget_ms;
     p.max_message_bytes = (size_t)64 << 20;
     p.load_files = true;
     p.log_level = 1;

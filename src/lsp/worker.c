@@ -180,6 +180,7 @@ static mc_cascade_params cascade_params(const mc__lsp_config *cfg) {
     p.retrieval = cfg->retrieval;
     p.copy = cfg->copy;
     p.tau_copy = cfg->tau_copy;
+    p.llm_budget_ms = cfg->llm_budget_ms;
     if (cfg->max_line_tokens > 0)
         p.max_line_tokens = cfg->max_line_tokens;
     return p;
