@@ -13,6 +13,7 @@ coming before the probe's top-1 accuracy moves.
 """
 import argparse
 import math
+import pickle
 import os
 import sys
 
@@ -68,13 +69,19 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
+    if a.length < 2 or a.seqs < 1 or a.threads < 1:
+        raise SystemExit("induction: --length must be >= 2, --seqs and --threads >= 1")
     torch.set_num_threads(a.threads)
-    ck = torch.load(a.ckpt, map_location="cpu", weights_only=False)
-    cfg = Config.from_dict(ck["config"])
+    try:
+        ck = torch.load(a.ckpt, map_location="cpu", weights_only=False)
+        cfg_d, state = ck["config"], ck["model"]
+    except (OSError, RuntimeError, KeyError, TypeError, EOFError, pickle.UnpicklingError) as e:
+        raise SystemExit("induction: %s is not a readable train.py checkpoint (%s)" % (a.ckpt, e))
+    cfg = Config.from_dict(cfg_d)
     if 2 * a.length > cfg.n_ctx:
         raise SystemExit("induction: --length %d is too long for context %d" % (a.length, cfg.n_ctx))
     model = Llama(cfg)
-    model.load_state_dict(ck["model"])
+    model.load_state_dict(state)
     model.eval()
     g = torch.Generator().manual_seed(a.seed)
     lo = min(300, cfg.n_vocab // 2)
